@@ -1,0 +1,1 @@
+"""AIOP service package."""

@@ -1,0 +1,216 @@
+"""Every event on the AIOP bus, version 1.
+
+Rules (DESIGN.md, Events): within ``v1`` only optional fields may be added; a breaking
+change is a new struct with ``v2`` in its ``TYPE``, published beside this one. Decoders
+ignore unknown fields, so an old consumer reads a newer producer's events.
+
+Each event names its CloudEvents type in ``TYPE`` (which is also its subject stem) and
+builds its full subject, routing tokens included, in ``subject()``.
+"""
+
+from datetime import UTC, datetime
+from typing import ClassVar
+from uuid import uuid4
+
+import msgspec
+
+from aiop.contracts.subjects import check_token
+from aiop.contracts.workflow import WorkflowSpec
+
+
+def new_id() -> str:
+    return uuid4().hex
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Fields every event carries. ``event_id`` is also the ``Nats-Msg-Id`` it is published with."""
+
+    TYPE: ClassVar[str] = ""
+    event_id: str = msgspec.field(default_factory=new_id)
+    occurred_at: datetime = msgspec.field(default_factory=now)
+
+    def subject(self) -> str:
+        return self.TYPE
+
+
+class WorkflowEvent(Event, frozen=True, kw_only=True, omit_defaults=True):
+    """An event about one workflow; its id is the subject's last token."""
+
+    workflow_id: str
+
+    def subject(self) -> str:
+        return f"{self.TYPE}.{check_token(self.workflow_id, 'workflow id')}"
+
+
+class WorkflowSubmitted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A client asked for a workflow to run (gateway)."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.submitted.v1"
+    spec: WorkflowSpec
+    principal: str
+
+
+class WorkflowAccepted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """task-manager stored a valid workflow and will see it through."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.accepted.v1"
+    spec: WorkflowSpec
+
+
+class WorkflowRejected(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """task-manager refused a submitted workflow; ``reasons`` says why."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.rejected.v1"
+    reasons: list[str]
+
+
+class WorkflowQueued(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """The distributor holds the workflow back; ``reason`` says what it waits for."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.queued.v1"
+    reason: str
+    attempt: int = 1
+
+
+class WorkflowRequested(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """The distributor sent the workflow to an executor pool. ``attempt`` grows on each resend."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.requested.v1"
+    spec: WorkflowSpec
+    pool: str
+    attempt: int = 1
+
+    def subject(self) -> str:
+        pool = check_token(self.pool, "pool")
+        return f"{self.TYPE}.{pool}.{check_token(self.workflow_id, 'workflow id')}"
+
+
+class WorkflowStarted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """An executor claimed the workflow's attempt and began running it."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.started.v1"
+    executor_id: str
+    attempt: int = 1
+    runner: str = "local"
+
+
+class WorkflowCompleted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """Every step succeeded."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.completed.v1"
+    executor_id: str
+    attempt: int = 1
+    duration_s: float = 0.0
+
+
+class WorkflowFailed(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A step failed (or the run could not proceed); ``reason`` says what happened."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.failed.v1"
+    executor_id: str
+    reason: str
+    attempt: int = 1
+    failed_step: str | None = None
+    duration_s: float = 0.0
+
+
+class StepEvent(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    step: str
+    attempt: int = 1
+
+
+class StepStarted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    TYPE: ClassVar[str] = "aiop.step.started.v1"
+
+
+class StepCompleted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    TYPE: ClassVar[str] = "aiop.step.completed.v1"
+    exit_code: int = 0
+    started_at: datetime | None = None
+    duration_s: float = 0.0
+
+
+class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A step ended badly. ``exit_code`` is None when it never ran to an exit (timeout, spawn error)."""
+
+    TYPE: ClassVar[str] = "aiop.step.failed.v1"
+    exit_code: int | None
+    error: str
+    output_tail: str = ""  # last lines of stdout+stderr, secrets scrubbed
+    started_at: datetime | None = None
+    duration_s: float = 0.0
+
+
+class StepSkipped(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A step did not run because a step it needs did not succeed."""
+
+    TYPE: ClassVar[str] = "aiop.step.skipped.v1"
+    reason: str
+
+
+class StepOutputAppended(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A chunk of a step's output, in stream AIOP_LOGS (short retention)."""
+
+    TYPE: ClassVar[str] = "aiop.output.appended.v1"
+    stream: str  # "stdout" | "stderr"
+    seq: int
+    text: str
+
+
+class ExecutorHeartbeat(Event, frozen=True, kw_only=True, omit_defaults=True):
+    """An executor's liveness and capacity, on core NATS every few seconds."""
+
+    TYPE: ClassVar[str] = "aiop.executor.heartbeat.v1"
+    executor_id: str
+    pool: str
+    capabilities: list[str]
+    slots: int
+    running: list[str] = []
+    interval_s: float = 2.0
+
+    def subject(self) -> str:
+        pool = check_token(self.pool, "pool")
+        return f"{self.TYPE}.{pool}.{check_token(self.executor_id, 'executor id')}"
+
+
+class DeadLetterRecorded(Event, frozen=True, kw_only=True, omit_defaults=True):
+    """A message that could not be processed, kept whole with the reason (stream AIOP_DLQ)."""
+
+    TYPE: ClassVar[str] = "aiop.dlq.recorded.v1"
+    stream: str
+    consumer: str
+    original_subject: str
+    stream_seq: int
+    reason: str
+    deliveries: int
+    payload: bytes
+    headers: dict[str, str] = {}
+
+    def subject(self) -> str:
+        return f"{self.TYPE}.{check_token(self.stream, 'stream')}.{check_token(self.consumer, 'consumer')}"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        WorkflowSubmitted,
+        WorkflowAccepted,
+        WorkflowRejected,
+        WorkflowQueued,
+        WorkflowRequested,
+        WorkflowStarted,
+        WorkflowCompleted,
+        WorkflowFailed,
+        StepStarted,
+        StepCompleted,
+        StepFailed,
+        StepSkipped,
+        StepOutputAppended,
+        ExecutorHeartbeat,
+        DeadLetterRecorded,
+    )
+}

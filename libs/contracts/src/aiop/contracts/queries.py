@@ -1,0 +1,103 @@
+"""Request/reply payloads between services (nats.micro endpoints), msgspec JSON.
+
+A query that fails answers with the micro error headers ``Nats-Service-Error`` and
+``Nats-Service-Error-Code`` (an HTTP-like status), never with a body of a different shape.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+WorkflowState = Literal[
+    "submitted",
+    "accepted",
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "rejected",
+]
+StepState = Literal[
+    "pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled", "timed_out"
+]
+TERMINAL_WORKFLOW_STATES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "cancelled", "timed_out", "rejected"}
+)
+
+
+class WorkflowQuery(msgspec.Struct, frozen=True, kw_only=True):
+    workflow_id: str
+
+
+class StepView(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    state: StepState
+    needs: list[str] = []
+    attempt: int = 0
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    output_tail: str | None = None
+
+
+class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
+    """task-manager's answer to ``aiop.query.workflow.get.v1``."""
+
+    workflow_id: str
+    name: str
+    project: str
+    state: WorkflowState
+    steps: list[StepView]
+    reason: str | None = None  # why queued, rejected or failed
+    attempt: int = 0
+    executor_id: str | None = None
+    trace_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class WorkflowReport(msgspec.Struct, frozen=True, kw_only=True):
+    """reporter's summary of one workflow, folded from its events."""
+
+    workflow_id: str
+    outcome: str  # the latest known state: "accepted", "running", "succeeded", "failed", ...
+    steps_total: int = 0
+    steps_succeeded: int = 0
+    steps_failed: int = 0
+    steps_skipped: int = 0
+    duration_s: float | None = None
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
+    executor_id: str | None = None
+
+
+class TokenRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Exchange an API key for a short-lived JWT (``aiop.auth.token.v1``)."""
+
+    api_key: str
+
+
+class TokenReply(msgspec.Struct, frozen=True, kw_only=True):
+    token: str
+    expires_at: datetime
+    principal: str
+    projects: list[str]
+
+
+class AuthorizeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """May ``principal`` do ``action`` in ``project``? (``aiop.auth.authorize.v1``)"""
+
+    principal: str
+    project: str
+    action: str  # e.g. "workflow:submit", "workflow:read"
+
+
+class AuthorizeReply(msgspec.Struct, frozen=True, kw_only=True):
+    allowed: bool
+    reason: str = ""

@@ -1,0 +1,62 @@
+"""Subject grammar: ``aiop.<aggregate>.<event>.v<major>[.<routing tokens>]``.
+
+Routing tokens (workflow id, executor pool, executor id) may come from user input, so
+each one is checked: a ``.``, ``*``, ``>`` or whitespace would change what a subscriber
+matches (RELIABILITY.md, fact 8).
+"""
+
+import re
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+
+# Streams and what they hold. Subjects of different streams never overlap.
+STREAM_EVENTS = "AIOP"
+STREAM_LOGS = "AIOP_LOGS"
+STREAM_EXT = "AIOP_EXT"
+STREAM_DLQ = "AIOP_DLQ"
+
+STREAM_SUBJECTS: dict[str, list[str]] = {
+    STREAM_EVENTS: ["aiop.workflow.>", "aiop.step.>"],
+    STREAM_LOGS: ["aiop.output.>"],
+    STREAM_EXT: ["ext.>"],
+    STREAM_DLQ: ["aiop.dlq.>"],
+}
+
+# Request/reply endpoints (nats.micro services); not persisted.
+QUERY_WORKFLOW = "aiop.query.workflow.get.v1"
+QUERY_REPORT = "aiop.query.report.get.v1"
+AUTH_JWKS = "aiop.auth.jwks.v1"
+AUTH_TOKEN = "aiop.auth.token.v1"
+AUTH_AUTHORIZE = "aiop.auth.authorize.v1"
+
+# JetStream KV buckets and their owners.
+KV_DISPATCH = "aiop_dispatch"  # distributor: workflow id -> dispatch state
+KV_CLAIMS = (
+    "aiop_claims"  # executors write "<workflow>.a<attempt>" -> executor id; distributor watches
+)
+KV_REPORTS = "aiop_reports"  # reporter: workflow id -> WorkflowReport
+
+# Executors announce themselves on core NATS: liveness is worthless once stale, so
+# heartbeats are never stored.
+HEARTBEAT_ALL = "aiop.executor.heartbeat.v1.>"
+
+
+class InvalidToken(ValueError):
+    """A value that cannot be used as a subject token."""
+
+
+def check_token(value: str, what: str = "token") -> str:
+    """Return ``value`` if it is safe as one subject token, else raise InvalidToken."""
+    if not _TOKEN.match(value):
+        raise InvalidToken(
+            f"{what} {value!r} must be 1-128 characters of letters, digits, '-' or '_'"
+        )
+    return value
+
+
+def workflow_id_of(subject: str) -> str | None:
+    """The workflow id routing token of a workflow, step or output subject, if any."""
+    parts = subject.split(".")
+    if len(parts) >= 5 and parts[0] == "aiop" and parts[1] in ("workflow", "step", "output"):
+        return parts[-1]
+    return None

@@ -1,0 +1,92 @@
+"""The broker every service uses, and publishing events with their CloudEvents headers."""
+
+import logging
+from typing import Any
+
+from fast_depends.msgspec import MsgSpecSerializer
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.aio.msg import Msg
+from opentelemetry.sdk.trace import TracerProvider
+
+from aiop.contracts.envelope import encode_event
+from aiop.contracts.events import DeadLetterRecorded, Event
+from aiop.contracts.subjects import STREAM_SUBJECTS
+from aiop.servicekit.delivery import delivery_middleware
+
+log = logging.getLogger("aiop.bus")
+
+PUBLISH_TIMEOUT = 5.0
+
+
+def stream_for(subject: str) -> str | None:
+    """The stream that stores ``subject``, or None for core NATS subjects."""
+    for stream, patterns in STREAM_SUBJECTS.items():
+        for pattern in patterns:
+            if subject.startswith(pattern.removesuffix(">")):
+                return stream
+    return None
+
+
+class EventBus:
+    """Publishes AIOP events through ``broker`` as service ``source``."""
+
+    def __init__(self, broker: NatsBroker, source: str) -> None:
+        self.broker = broker
+        self.source = source
+
+    async def publish(self, event: Event, headers: dict[str, str] | None = None) -> None:
+        """Publish and wait for JetStream's ack (core NATS if no stream holds the subject).
+
+        The ``Nats-Msg-Id`` header is the event id, so a retry of a publish whose ack was
+        lost is dropped by the server as a duplicate.
+        """
+        envelope = encode_event(event, self.source)
+        all_headers = {**envelope.headers, **(headers or {})}
+        stream = stream_for(envelope.subject)
+        await self.broker.publish(
+            envelope.body,
+            envelope.subject,
+            headers=all_headers,
+            stream=stream,
+            timeout=PUBLISH_TIMEOUT,
+        )
+
+    async def dead_letter(self, raw: Msg, reason: str) -> None:
+        """Keep ``raw`` whole in AIOP_DLQ with ``reason``; one record per stream message."""
+        meta = raw.metadata
+        stream = meta.stream
+        seq = meta.sequence.stream
+        record = DeadLetterRecorded(
+            event_id=f"dlq-{stream}-{seq}",
+            stream=stream,
+            consumer=meta.consumer or "unknown",
+            original_subject=raw.subject,
+            stream_seq=seq,
+            reason=reason[:4000],
+            deliveries=meta.num_delivered,
+            payload=raw.data,
+            headers=dict(raw.headers or {}),
+        )
+        log.error("dead-lettered %s seq %d from %s: %s", raw.subject, seq, record.consumer, reason)
+        await self.publish(record)
+
+
+def make_broker(
+    service: str, nats_url: str, tracer_provider: TracerProvider | None = None, **kwargs: Any
+) -> tuple[NatsBroker, EventBus]:
+    """A NatsBroker with tracing and AIOP's delivery policy, and its EventBus."""
+    broker = NatsBroker(
+        nats_url,
+        name=service,
+        serializer=MsgSpecSerializer(),
+        max_reconnect_attempts=-1,  # ride out a NATS restart instead of exiting
+        reconnect_time_wait=0.5,
+        **kwargs,
+    )
+    bus = EventBus(broker, source=f"aiop/{service}")
+    # Order matters: the telemetry span wraps delivery, so a dead-letter publish and
+    # NAK happen inside the consume span and carry its trace context.
+    broker.add_middleware(NatsTelemetryMiddleware(tracer_provider=tracer_provider))
+    broker.add_middleware(delivery_middleware(bus))
+    return broker, bus

@@ -1,0 +1,44 @@
+"""The JetStream streams AIOP publishes to, created (or updated) idempotently."""
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from aiop.contracts.subjects import (
+    STREAM_DLQ,
+    STREAM_EVENTS,
+    STREAM_EXT,
+    STREAM_LOGS,
+    STREAM_SUBJECTS,
+)
+
+DAY = 24 * 3600.0
+
+
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    common = {
+        "storage": StorageType.FILE,
+        "num_replicas": replicas,
+        "duplicate_window": 120.0,  # Nats-Msg-Id dedup window for retried publishes
+        "retention": RetentionPolicy.LIMITS,
+        "discard": DiscardPolicy.OLD,
+    }
+    return [
+        StreamConfig(name=STREAM_EVENTS, subjects=STREAM_SUBJECTS[STREAM_EVENTS],
+                     max_age=30 * DAY, max_bytes=8 * 1024**3, **common),
+        StreamConfig(name=STREAM_LOGS, subjects=STREAM_SUBJECTS[STREAM_LOGS],
+                     max_age=2 * DAY, max_bytes=1024**3, **common),
+        StreamConfig(name=STREAM_EXT, subjects=STREAM_SUBJECTS[STREAM_EXT],
+                     max_age=7 * DAY, max_bytes=1024**3, **common),
+        StreamConfig(name=STREAM_DLQ, subjects=STREAM_SUBJECTS[STREAM_DLQ],
+                     max_age=90 * DAY, max_bytes=1024**3, **common),
+    ]  # fmt: skip
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create each stream, or update it to this configuration if it exists."""
+    for config in stream_configs(replicas):
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config)
