@@ -118,10 +118,8 @@ class PostgresServer:
 
     def _ensure_database(self) -> None:
         psql = [str(_bin("psql")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-        exists = subprocess.run(
-            [*psql, "-tAc", f"select 1 from pg_database where datname = '{self.database}'"  # noqa: S608 - our own name],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        query = f"select 1 from pg_database where datname = '{self.database}'"  # noqa: S608
+        exists = subprocess.run([*psql, "-tAc", query], check=True, capture_output=True, text=True)
         if exists.stdout.strip() != "1":
             subprocess.run([*psql, "-qc", f'create database "{self.database}"'], check=True)
 
