@@ -1,1 +1,1 @@
-"""AIOP service package."""
+"""The ``aiop`` command line."""

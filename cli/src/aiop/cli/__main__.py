@@ -1,0 +1,3 @@
+from aiop.cli.main import app
+
+app()

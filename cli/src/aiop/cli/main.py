@@ -1,0 +1,231 @@
+"""``aiop``: one command line for people and scripts. Every data command takes ``--json``."""
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from aiop.cli.client import ApiError, Gateway
+from aiop.cli.render import status_lines
+from aiop.cli.stack import NoPlatform, load_stack, nats_url
+
+app = typer.Typer(help="AIOP, the AI Orchestration Platform.", no_args_is_help=True)
+TERMINAL = {"succeeded", "failed", "cancelled", "timed_out", "rejected"}
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"aiop: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def gateway() -> Gateway:
+    try:
+        return Gateway()
+    except NoPlatform as exc:
+        fail(str(exc), 3)
+    except ApiError as exc:
+        fail(f"cannot get a token: {exc}", 3)
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Gateway port (a free one if taken).")] = 8080,
+) -> None:
+    """Start the whole platform here: NATS, PostgreSQL and the six services."""
+    from aiop.cli.up import run_stack
+
+    def say(line: str) -> None:
+        typer.echo(line, err=line.startswith("[crash]"))
+
+    raise typer.Exit(asyncio.run(run_stack(Path.cwd(), port, say)))
+
+
+def load_workflow(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}", 2)
+    except yaml.YAMLError as exc:
+        fail(f"{path} is not valid YAML: {exc}", 2)
+    if not isinstance(data, dict):
+        fail(f"{path} must hold a mapping with name and steps", 2)
+    return data
+
+
+@app.command()
+def submit(
+    file: Path,
+    wait: Annotated[bool, typer.Option(help="Wait until it ends; exit 0 only on success.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submit at most once per key.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit the workflow in FILE (YAML or JSON)."""
+    gw = gateway()
+    try:
+        workflow_id = gw.submit(load_workflow(file), idempotency_key)
+    except ApiError as exc:
+        fail(f"rejected: {exc}", 2)
+    if not wait:
+        typer.echo(json.dumps({"workflow_id": workflow_id}) if as_json else workflow_id)
+        return
+    if not as_json:
+        typer.echo(f"submitted {workflow_id}")
+    view = wait_for_end(gw, workflow_id, timeout, show=not as_json)
+    if as_json:
+        typer.echo(json.dumps(view))
+    else:
+        typer.echo("\n".join(status_lines(view)))
+    if view["state"] not in TERMINAL:
+        fail(f"still {view['state']} after {timeout:.0f}s", 124)
+    raise typer.Exit(0 if view["state"] == "succeeded" else 1)
+
+
+def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> dict[str, Any]:
+    """Poll the gateway until the workflow is terminal or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    delay = 0.02
+    while True:
+        view = gw.status(workflow_id)
+        if show and view["state"] != last:
+            typer.echo(f"  {datetime.now():%H:%M:%S}  {view['state']}", err=True)
+            last = view["state"]
+        if view["state"] in TERMINAL or time.monotonic() > deadline:
+            return view
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+@app.command()
+def status(workflow_id: str, as_json: JsonFlag = False) -> None:
+    """Show a workflow's state and each step's state, exit code, timing and output tail."""
+    try:
+        view = gateway().status(workflow_id)
+    except ApiError as exc:
+        fail(str(exc), 1 if exc.status == 404 else 2)
+    typer.echo(json.dumps(view) if as_json else "\n".join(status_lines(view)))
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``30s``, ``5m``, ``2h``, ``1d`` ago, or an ISO 8601 time."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(UTC) - timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since {value!r}: use 30s, 5m, 2h, 1d or an ISO 8601 time", 2)
+    return parsed if parsed.tzinfo else parsed.astimezone()
+
+
+@app.command()
+def tail(
+    subjects: Annotated[
+        list[str] | None, typer.Argument(help="Subject patterns, e.g. 'aiop.step.>'")
+    ] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow's events.")] = None,
+    since: Annotated[str | None, typer.Option(help="Replay from 5m ago, or an ISO time.")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Replay from the start of the streams.")
+    ] = False,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    idle: Annotated[float | None, typer.Option(help="Stop after this many quiet seconds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the live event stream, one line per event (time, type, workflow, summary)."""
+    from aiop.cli.tail import tail as run_tail
+
+    patterns = subjects or ["aiop.workflow.>", "aiop.step.>", "aiop.dlq.>"]
+    try:
+        url = nats_url()
+    except NoPlatform as exc:
+        fail(str(exc), 3)
+
+    def emit(line: str) -> None:
+        typer.echo(line)
+        sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_tail(url, patterns, workflow, parse_since(since), all_, count, idle, emit, as_json)
+        )
+
+
+@app.command()
+def logs(
+    workflow_id: str,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new output.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a workflow's step output."""
+    from aiop.cli.tail import tail as run_tail
+
+    url = nats_url()
+    idle = None if follow else 0.5
+
+    def emit(line: str) -> None:
+        typer.echo(line)
+
+    asyncio.run(
+        run_tail(
+            url,
+            [f"aiop.output.appended.v1.{workflow_id}"],
+            None,
+            None,
+            True,
+            None,
+            idle,
+            emit,
+            as_json,
+        )
+    )
+
+
+@app.command()
+def trace(workflow_id: str, as_json: JsonFlag = False) -> None:
+    """Print the workflow's span tree: one trace across the services it went through."""
+    from aiop.cli.trace import load_spans, service_of, tree_lines
+
+    try:
+        view = gateway().status(workflow_id)
+    except ApiError as exc:
+        fail(str(exc), 1)
+    trace_id = view.get("trace_id")
+    stack = load_stack()
+    if not trace_id:
+        fail("this workflow has no trace id yet", 1)
+    if stack is None:
+        fail(
+            "spans are read from the embedded stack's .aiop/traces; with a remote "
+            "platform, look the trace id up in your OTLP backend: " + str(trace_id),
+            1,
+        )
+    spans = load_spans(Path(stack.trace_dir), str(trace_id))
+    if as_json:
+        typer.echo(json.dumps({"trace_id": trace_id, "spans": spans}))
+        return
+    services = sorted({service_of(s) for s in spans})
+    typer.echo(
+        f"trace {trace_id}: {len(spans)} spans from {len(services)} services ({', '.join(services)})"
+    )
+    typer.echo("\n".join(tree_lines(spans)))
+
+
+if __name__ == "__main__":
+    app()

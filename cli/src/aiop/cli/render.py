@@ -1,0 +1,80 @@
+"""Human-readable lines for events and workflow status."""
+
+from datetime import datetime
+from typing import Any
+
+from aiop.contracts.events import (
+    DeadLetterRecorded,
+    Event,
+    StepCompleted,
+    StepFailed,
+    StepOutputAppended,
+    StepSkipped,
+    WorkflowAccepted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowQueued,
+    WorkflowRejected,
+    WorkflowRequested,
+    WorkflowStarted,
+    WorkflowSubmitted,
+)
+
+
+def summary(event: Event) -> str:  # noqa: C901 - one line per event type
+    match event:
+        case WorkflowSubmitted():
+            return f"{event.spec.name!r} with {len(event.spec.steps)} steps by {event.principal}"
+        case WorkflowAccepted():
+            return f"{event.spec.name!r} accepted"
+        case WorkflowRejected():
+            return "; ".join(event.reasons)
+        case WorkflowQueued():
+            return f"waiting: {event.reason}"
+        case WorkflowRequested():
+            return f"sent to pool {event.pool} (attempt {event.attempt})"
+        case WorkflowStarted():
+            return (
+                f"running on {event.executor_id} (attempt {event.attempt}, {event.runner} runner)"
+            )
+        case WorkflowCompleted():
+            return f"succeeded in {event.duration_s:.3f}s"
+        case WorkflowFailed():
+            return f"failed: {event.reason}"
+        case StepCompleted():
+            return f"step {event.step} exit {event.exit_code} in {event.duration_s:.3f}s"
+        case StepFailed():
+            return f"step {event.step} failed (exit {event.exit_code}): {event.error}"
+        case StepSkipped():
+            return f"step {event.step} skipped: {event.reason}"
+        case StepOutputAppended():
+            return f"step {event.step} {event.stream}: {event.text.rstrip()[:200]}"
+        case DeadLetterRecorded():
+            return f"{event.original_subject} from {event.consumer}: {event.reason}"
+    step = getattr(event, "step", None)
+    return f"step {step}" if step else ""
+
+
+def event_line(when: datetime, event_type: str, workflow: str, text: str) -> str:
+    return f"{when.astimezone():%H:%M:%S.%f}"[:-3] + f"  {event_type:<28} {workflow:<32} {text}"
+
+
+def status_lines(view: dict[str, Any]) -> list[str]:
+    lines = [
+        f"workflow  {view['workflow_id']}  {view.get('name', '')}  project {view.get('project', '')}",
+        f"state     {view['state']}" + (f"  ({view['reason']})" if view.get("reason") else ""),
+    ]
+    if view.get("executor_id"):
+        lines.append(f"executor  {view['executor_id']}  attempt {view.get('attempt')}")
+    if view.get("trace_id"):
+        lines.append(f"trace     {view['trace_id']}")
+    for step in view.get("steps") or []:
+        took = f"{step['duration_s']:.3f}s" if step.get("duration_s") is not None else ""
+        code = f"exit {step['exit_code']}" if step.get("exit_code") is not None else ""
+        lines.append(f"  {step['name']:<20} {step['state']:<10} {code:<8} {took}")
+        if step.get("state") == "failed":
+            if step.get("error"):
+                lines.append(f"      error: {step['error']}")
+            for tail_line in (step.get("output_tail") or "").splitlines()[-20:]:
+                lines.append(f"      | {tail_line}")
+    return lines

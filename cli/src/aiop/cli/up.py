@@ -1,0 +1,136 @@
+"""``aiop up``: the whole platform on this machine, from wheels only.
+
+NATS and PostgreSQL start on free local ports with their data under ``.aiop/``, then the
+streams, the migrations, and the six services as supervised processes. A second
+``aiop up`` in the same directory reuses the data.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nats
+
+from aiop.cli.stack import STACK_FILE, STATE_DIR, Stack
+from aiop.cli.supervisor import ServiceProcess, Supervisor
+from aiop.contracts.queries import TokenReply, TokenRequest
+from aiop.contracts.subjects import AUTH_TOKEN
+from aiop.devstack import NatsServer, PostgresServer, free_port
+from aiop.servicekit.rpc import request, wait_ready
+from aiop.servicekit.streams import ensure_streams
+
+SERVICES = {
+    "auth": "aiop.auth",
+    "task-manager": "aiop.task_manager",
+    "distributor": "aiop.distributor",
+    "dagger-executor": "aiop.dagger_executor",
+    "reporter": "aiop.reporter",
+    "gateway": "aiop.gateway",
+}
+
+
+def _gateway_port(preferred: int) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
+async def _dev_token(nc: nats.NATS, key_file: Path) -> TokenReply:
+    import msgspec
+
+    api_key = key_file.read_text().strip()  # noqa: ASYNC240 - once at startup
+    body = await request(nc, AUTH_TOKEN, TokenRequest(api_key=api_key))
+    return msgspec.json.decode(body, type=TokenReply)
+
+
+async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -> int:
+    began = time.monotonic()
+    state = root / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    (state / STACK_FILE).unlink(missing_ok=True)
+    nats_server = NatsServer(state / "nats").start()
+    postgres = PostgresServer(state / "postgres").start()
+    say(f"nats-server   {nats_server.url}  (data {nats_server.data_dir})")
+    say(f"postgres      127.0.0.1:{postgres.port}  (data {postgres.pgdata})")
+    supervisor: Supervisor | None = None
+    nc: nats.NATS | None = None
+    try:
+        nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1)
+        await ensure_streams(nc.jetstream())
+        migrate = subprocess.run(  # noqa: ASYNC221 - before anything else runs
+            [sys.executable, "-m", "aiop.task_manager", "migrate"],
+            env={**os.environ, "AIOP_DATABASE_URL": postgres.url}, capture_output=True, text=True,
+        )  # fmt: skip
+        if migrate.returncode != 0:
+            say(f"migrations failed:\n{migrate.stdout}{migrate.stderr}")
+            return 1
+        port = _gateway_port(gateway_port)
+        gateway_url = f"http://127.0.0.1:{port}"
+        env = {
+            "AIOP_NATS_URL": nats_server.url,
+            "AIOP_DATABASE_URL": postgres.url,
+            "AIOP_TRACE_DIR": str(state / "traces"),
+            "AIOP_AUTH_DIR": str(state / "auth"),
+            "AIOP_AUTH_DEV_KEY_FILE": str(state / "dev-api-key"),
+            "AIOP_WORK_DIR": str(state / "work"),
+            "AIOP_GATEWAY_PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        supervisor = Supervisor(
+            [ServiceProcess(n, m, env, state / "logs" / f"{n}.log") for n, m in SERVICES.items()],
+            report=say,
+        )
+        await supervisor.start()
+        for name in SERVICES:
+            await wait_ready(nc, name, timeout=60)
+            say(f"ready         {name}")
+        token = await _dev_token(nc, state / "dev-api-key")
+        Stack(
+            gateway_url=gateway_url,
+            nats_url=nats_server.url,
+            database_url=postgres.url,
+            trace_dir=str(state / "traces"),
+            dev_key_file=str(state / "dev-api-key"),
+            pid=os.getpid(),
+        ).write(state)
+        say("")
+        say(f"AIOP is up in {time.monotonic() - began:.1f}s")
+        say(f"  gateway      {gateway_url}")
+        say(f"  token        {token.token}")
+        say(
+            f"               (principal {token.principal}, expires {token.expires_at:%H:%M:%S} UTC;"
+        )
+        say(f"                the CLI renews it from {state / 'dev-api-key'})")
+        say("  try          aiop submit examples/hello.yaml --wait")
+        say("Ctrl-C stops everything.")
+        await _until_signal()
+        say("stopping...")
+        return 0
+    finally:
+        (state / STACK_FILE).unlink(missing_ok=True)
+        if supervisor is not None:
+            await supervisor.stop()
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+        postgres.stop()
+        nats_server.stop()
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,98 @@
+"""Nothing lost, nothing twice: redelivery, poison messages and a killed service."""
+
+import asyncio
+import os
+import signal
+import time
+
+import nats
+import pytest
+
+from aiop.contracts import DeadLetterRecorded, StepSpec, WorkflowSpec, WorkflowSubmitted
+from aiop.contracts.envelope import decode_event, encode_event
+from tests.e2e.conftest import Platform
+from tests.e2e.test_workflows import wait_terminal
+
+pytestmark = pytest.mark.e2e
+
+
+async def count_messages(nats_url: str, subject: str) -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info("AIOP", subjects_filter=subject)
+        return sum((info.state.subjects or {}).values())
+    finally:
+        await nc.close()
+
+
+async def publish_twice(nats_url: str, event: WorkflowSubmitted) -> None:
+    """The same event delivered twice, as after a lost ack: the second copy gets a fresh
+    Nats-Msg-Id so JetStream's duplicate window does not hide it from the consumers."""
+    envelope = encode_event(event, "aiop/tests")
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await js.publish(envelope.subject, envelope.body, headers=envelope.headers)
+        again = {**envelope.headers, "Nats-Msg-Id": event.event_id + "-redelivered"}
+        await js.publish(envelope.subject, envelope.body, headers=again)
+    finally:
+        await nc.close()
+
+
+def test_redelivered_event_has_no_second_effect(platform: Platform) -> None:
+    spec = WorkflowSpec(name="twice", steps=[StepSpec(name="only", run=["echo", "once"])])
+    event = WorkflowSubmitted(workflow_id="redelivered1", spec=spec, principal="dev")
+    asyncio.run(publish_twice(platform.nats_url, event))
+    assert (
+        asyncio.run(count_messages(platform.nats_url, "aiop.workflow.submitted.v1.redelivered1"))
+        == 2
+    )
+    assert wait_terminal(platform, "redelivered1")["state"] == "succeeded"
+    for subject in ("accepted", "started", "completed"):
+        n = asyncio.run(
+            count_messages(platform.nats_url, f"aiop.workflow.{subject}.v1.redelivered1")
+        )
+        assert n == 1, f"{subject} published {n} times"
+
+
+async def poison_then_dead_letter(nats_url: str) -> DeadLetterRecorded:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe("aiop.dlq.>", ordered_consumer=True, deliver_policy="new")
+        await js.publish("aiop.workflow.submitted.v1.poison1", b"\x00 not an event")
+        while True:
+            record = decode_event((await sub.next_msg(timeout=30)).data, DeadLetterRecorded)
+            if record.original_subject == "aiop.workflow.submitted.v1.poison1":
+                return record
+    finally:
+        await nc.close()
+
+
+def test_poison_message_is_dead_lettered_and_work_goes_on(platform: Platform) -> None:
+    record = asyncio.run(poison_then_dead_letter(platform.nats_url))
+    assert record.payload == b"\x00 not an event"
+    assert record.reason
+    assert record.consumer.startswith("task-manager")
+    done = platform.aiop("submit", "examples/hello.yaml", "--wait")
+    assert done.returncode == 0, done.stderr
+
+
+def test_killed_executor_is_restarted_and_the_workflow_finishes(platform: Platform) -> None:
+    spec = {
+        "name": "slow",
+        "steps": [{"name": "wait", "run": ["python3", "-c", "import time; time.sleep(3)"]}],
+    }
+    with platform.http() as http:
+        workflow_id = http.post("/v1/workflows", json=spec).json()["workflow_id"]
+        deadline = time.monotonic() + 30
+        while http.get(f"/v1/workflows/{workflow_id}").json()["state"] != "running":
+            assert time.monotonic() < deadline, "never started"
+            time.sleep(0.05)
+    os.kill(platform.pid_of("dagger-executor"), signal.SIGKILL)
+    platform.wait_for_output("[crash] dagger-executor killed by signal 9", 30)
+    platform.wait_for_output("[restart] dagger-executor", 30)
+    view = wait_terminal(platform, workflow_id, timeout=90)
+    assert view["state"] == "succeeded"
+    assert view["attempt"] >= 2

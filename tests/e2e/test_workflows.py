@@ -1,0 +1,113 @@
+"""A user's first hour, end to end: submit, watch, read status, tail and trace."""
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Platform
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = {"gateway", "auth", "task-manager", "distributor", "dagger-executor", "reporter"}
+
+
+def wait_terminal(platform: Platform, workflow_id: str, timeout: float = 60) -> dict[str, Any]:
+    with platform.http() as http:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            view: dict[str, Any] = http.get(f"/v1/workflows/{workflow_id}").json()
+            if view["state"] in {"succeeded", "failed", "rejected"}:
+                return view
+            time.sleep(0.05)
+    raise AssertionError(f"{workflow_id} not finished after {timeout}s: {view}")
+
+
+def test_cli_submit_wait_succeeds(platform: Platform) -> None:
+    done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)
+    assert view["state"] == "succeeded"
+    assert [s["name"] for s in view["steps"]] == ["greet", "count", "environment", "done"]
+    assert {s["state"] for s in view["steps"]} == {"succeeded"}
+    assert all(s["exit_code"] == 0 and s["duration_s"] is not None for s in view["steps"])
+
+    shown = platform.aiop("status", view["workflow_id"])
+    assert shown.returncode == 0
+    assert "succeeded" in shown.stdout
+    assert "greet" in shown.stdout
+
+
+def test_failing_step_fails_workflow_with_exit_code_and_tail(platform: Platform) -> None:
+    done = platform.aiop("submit", "examples/failing.yaml", "--wait", "--json")
+    assert done.returncode == 1, done.stderr
+    view = json.loads(done.stdout)
+    assert view["state"] == "failed"
+    steps = {s["name"]: s for s in view["steps"]}
+    assert steps["prepare"]["state"] == "succeeded"
+    assert steps["check"]["state"] == "failed"
+    assert steps["check"]["exit_code"] == 3
+    assert "input 7 is malformed" in steps["check"]["output_tail"]
+    assert steps["publish"]["state"] == "skipped"
+
+
+def test_http_submit_answers_202_at_once_then_runs(platform: Platform) -> None:
+    spec = {"name": "http", "steps": [{"name": "one", "run": ["echo", "hi"]}]}
+    with platform.http() as http:
+        reply = http.post("/v1/workflows", json=spec)
+        assert reply.status_code == 202
+        workflow_id = reply.json()["workflow_id"]
+        assert reply.headers["location"].endswith(workflow_id)
+        # Right after the 202 the workflow is known, even before task-manager has it.
+        assert http.get(f"/v1/workflows/{workflow_id}").status_code == 200
+    assert wait_terminal(platform, workflow_id)["state"] == "succeeded"
+
+
+def test_bad_input_is_a_problem_and_nothing_runs(platform: Platform) -> None:
+    cycle = platform.aiop("submit", "examples/cycle.yaml")
+    assert cycle.returncode == 2
+    assert "cycle" in cycle.stderr
+    with platform.http() as http:
+        reply = http.post(
+            "/v1/workflows", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert reply.status_code == 400
+        assert reply.headers["content-type"].startswith("application/problem+json")
+        no_token = http.get("/v1/workflows/x", headers={"Authorization": "Bearer nope"})
+        assert no_token.status_code == 401
+
+
+def test_tail_prints_a_workflows_events(platform: Platform) -> None:
+    done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
+    workflow_id = json.loads(done.stdout)["workflow_id"]
+    tailed = platform.aiop("tail", "--workflow", workflow_id, "--all", "--idle", "1", "--json")
+    assert tailed.returncode == 0, tailed.stderr
+    events = [json.loads(line) for line in tailed.stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[0] == "aiop.workflow.submitted.v1"
+    assert "aiop.workflow.started.v1" in types
+    assert types.count("aiop.step.completed.v1") == 4
+    assert types[-1] == "aiop.workflow.completed.v1"
+    assert all(e["workflow_id"] == workflow_id for e in events)
+    human = platform.aiop("tail", "--workflow", workflow_id, "--all", "--idle", "1")
+    assert "workflow.completed" in human.stdout
+
+
+def test_trace_spans_all_six_services(platform: Platform) -> None:
+    done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
+    workflow_id = json.loads(done.stdout)["workflow_id"]
+    # Spans are exported in batches every 200 ms: give the exporters a bounded moment.
+    deadline = time.monotonic() + 15
+    services: set[str] = set()
+    while time.monotonic() < deadline and services != SERVICES:
+        traced = platform.aiop("trace", workflow_id, "--json")
+        assert traced.returncode == 0, traced.stderr
+        spans = json.loads(traced.stdout)["spans"]
+        services = {s["resource"]["attributes"]["service.name"] for s in spans}
+        trace_ids = {s["context"]["trace_id"] for s in spans}
+        assert len(trace_ids) == 1
+        time.sleep(0.2)
+    assert services == SERVICES
+    human = platform.aiop("trace", workflow_id)
+    assert "6 services" in human.stdout
