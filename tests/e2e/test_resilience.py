@@ -64,7 +64,11 @@ async def poison_then_dead_letter(nats_url: str) -> DeadLetterRecorded:
         await js.publish("aiop.workflow.submitted.v1.poison1", b"\x00 not an event")
         while True:
             record = decode_event((await sub.next_msg(timeout=30)).data, DeadLetterRecorded)
-            if record.original_subject == "aiop.workflow.submitted.v1.poison1":
+            # Each consumer of the subject records its own refusal; task-manager's is the
+            # one that matters for the workflow.
+            if record.original_subject == "aiop.workflow.submitted.v1.poison1" and (
+                record.consumer.startswith("task-manager")
+            ):
                 return record
     finally:
         await nc.close()

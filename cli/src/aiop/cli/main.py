@@ -92,6 +92,16 @@ def submit(
     raise typer.Exit(0 if view["state"] == "succeeded" else 1)
 
 
+def settled(view: dict[str, Any]) -> bool:
+    """Terminal, with every step's final event applied too: task-manager takes workflow
+    and step events on separate consumers, so the last step may land a moment later."""
+    if view["state"] not in TERMINAL:
+        return False
+    if view["state"] == "rejected":
+        return True
+    return all(s["state"] not in {"pending", "running"} for s in view.get("steps") or [])
+
+
 def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> dict[str, Any]:
     """Poll the gateway until the workflow is terminal or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
@@ -102,7 +112,7 @@ def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> d
         if show and view["state"] != last:
             typer.echo(f"  {datetime.now():%H:%M:%S}  {view['state']}", err=True)
             last = view["state"]
-        if view["state"] in TERMINAL or time.monotonic() > deadline:
+        if settled(view) or time.monotonic() > deadline:
             return view
         time.sleep(delay)
         delay = min(delay * 2, 0.25)

@@ -55,18 +55,18 @@ async def tail(
     async def on_msg(msg: nats.aio.msg.Msg) -> None:
         await queue.put(msg)
 
-    if since is not None:
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since.isoformat()
-        )
-    elif from_start:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-    else:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    def config() -> ConsumerConfig:
+        # A fresh config per subscription: subscribe() writes its filter into the one it gets.
+        if since is not None:
+            return ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since.isoformat()
+            )
+        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW)
+
     for stream, filters in streams_for(patterns).items():
         for subject in filters:
             await js.subscribe(
-                subject, stream=stream, ordered_consumer=True, config=config, cb=on_msg
+                subject, stream=stream, ordered_consumer=True, config=config(), cb=on_msg
             )
     shown = 0
     try:

@@ -194,6 +194,13 @@ class DeadLetterRecorded(Event, frozen=True, kw_only=True, omit_defaults=True):
         return f"{self.TYPE}.{check_token(self.stream, 'stream')}.{check_token(self.consumer, 'consumer')}"
 
 
+def dead_letter_id(stream: str, consumer: str, seq: int) -> str:
+    """One dead-letter record per message and consumer: the consumer that refused it and
+    the advisory about that refusal collapse into one (same Nats-Msg-Id), while two
+    consumers refusing the same message are both recorded."""
+    return f"dlq-{stream}-{seq}-{consumer}"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (

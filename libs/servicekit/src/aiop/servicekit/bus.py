@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import TracerProvider
 
 from aiop.contracts.envelope import encode_event
-from aiop.contracts.events import DeadLetterRecorded, Event
+from aiop.contracts.events import DeadLetterRecorded, Event, dead_letter_id
 from aiop.contracts.subjects import STREAM_SUBJECTS
 from aiop.servicekit.delivery import delivery_middleware
 
@@ -58,7 +58,7 @@ class EventBus:
         stream = meta.stream
         seq = meta.sequence.stream
         record = DeadLetterRecorded(
-            event_id=f"dlq-{stream}-{seq}",
+            event_id=dead_letter_id(stream, meta.consumer or "unknown", seq),
             stream=stream,
             consumer=meta.consumer or "unknown",
             original_subject=raw.subject,

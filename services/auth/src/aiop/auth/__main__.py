@@ -1,0 +1,3 @@
+from aiop.auth.main import main
+
+main()

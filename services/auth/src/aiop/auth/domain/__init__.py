@@ -1,0 +1,1 @@
+"""Pure auth logic: token claims and authorization decisions, no I/O."""

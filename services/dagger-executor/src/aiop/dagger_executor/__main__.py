@@ -1,0 +1,3 @@
+from aiop.dagger_executor.main import run
+
+run()

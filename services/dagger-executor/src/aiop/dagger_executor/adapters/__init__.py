@@ -1,0 +1,1 @@
+"""I/O of the executor: step runners (subprocess, Dagger), engine detection, claims, publishing."""

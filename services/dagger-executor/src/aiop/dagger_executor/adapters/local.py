@@ -1,0 +1,96 @@
+"""The local runner: each step as a host subprocess in its own work directory.
+
+The step's image is recorded, not pulled, and the first output line says so. The argv is
+executed directly (no shell). The process gets a small environment, not the executor's
+own: that holds every AIOP_SECRET_* value, and a step may only see the secrets it names.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiop.contracts import StepSpec
+from aiop.dagger_executor.adapters.runner import OutputSink, StepResult
+
+# Host variables a program commonly needs to start at all.
+PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+LINE_LIMIT = 64 * 1024
+
+
+class LocalRunner:
+    name = "local"
+
+    async def run(
+        self,
+        step: StepSpec,
+        workdir: Path,
+        env: Mapping[str, str],
+        secrets: Mapping[str, str],
+        on_output: OutputSink,
+    ) -> StepResult:
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+        if step.image:
+            await on_output("stderr", f"[local runner] image {step.image} recorded, not pulled\n")
+        full_env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
+        full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **secrets}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *step.run,
+                cwd=workdir,
+                env=full_env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, so a kill reaches children
+                limit=LINE_LIMIT,
+            )
+        except FileNotFoundError:
+            return StepResult(None, f"cannot start {step.run[0]!r}: no such executable")
+        except PermissionError:
+            return StepResult(None, f"cannot start {step.run[0]!r}: permission denied")
+        except OSError as exc:
+            return StepResult(None, f"cannot start {step.run[0]!r}: {exc}")
+        try:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            await asyncio.gather(
+                _pump(proc.stdout, "stdout", on_output), _pump(proc.stderr, "stderr", on_output)
+            )
+            code = await proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            with contextlib.suppress(ProcessLookupError):
+                await asyncio.shield(proc.wait())
+            raise
+        if code < 0:
+            return StepResult(code, f"killed by signal {_signal_name(-code)}")
+        return StepResult(code, None if code == 0 else f"exited with code {code}")
+
+    async def close(self) -> None:
+        return None
+
+
+async def _pump(stream: asyncio.StreamReader, name: str, on_output: OutputSink) -> None:
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line over LINE_LIMIT: pass on what is buffered
+            line = await stream.read(LINE_LIMIT)
+        if not line:
+            return
+        await on_output(name, line.decode(errors="replace"))
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

@@ -1,0 +1,203 @@
+"""One claimed attempt of a workflow, run to its terminal event.
+
+Steps start as soon as every step they need succeeded, so independent steps run
+concurrently. A step whose needs did not succeed is skipped. Every event carries the
+attempt, and is published until stored, so a NATS hiccup delays a run but never loses
+its outcome.
+"""
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry import trace
+
+from aiop.contracts import (
+    Event,
+    StepCompleted,
+    StepFailed,
+    StepSkipped,
+    StepSpec,
+    StepStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowRequested,
+    validate_spec,
+)
+from aiop.contracts.events import now
+from aiop.dagger_executor.adapters.publisher import RetryingPublisher
+from aiop.dagger_executor.adapters.runner import Runner, StepResult
+from aiop.dagger_executor.domain.plan import RunPlan
+from aiop.dagger_executor.domain.scrub import Scrubber
+from aiop.dagger_executor.domain.secrets import resolve_secrets, secret_variable
+from aiop.dagger_executor.step_output import StepOutput
+
+log = logging.getLogger("aiop.dagger_executor.run")
+tracer = trace.get_tracer("aiop.dagger_executor")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of this executor shares."""
+
+    executor_id: str
+    runner: Runner
+    publisher: RetryingPublisher
+    work_dir: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+class WorkflowRun:
+    def __init__(self, request: WorkflowRequested, ctx: RunContext) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.wf, self.attempt = request.workflow_id, request.attempt
+        self.errors: dict[str, str] = {}  # step -> why it failed, for WorkflowFailed.reason
+        self._t0 = time.monotonic()
+
+    async def run(self) -> None:
+        req = self.request
+        with tracer.start_as_current_span(f"run {req.spec.name}") as span:
+            span.set_attribute("aiop.workflow_id", req.workflow_id)
+            span.set_attribute("aiop.attempt", req.attempt)
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must still end the workflow, not strand it
+                log.exception("run of %s failed", req.workflow_id)
+                await self._failed(f"executor error: {type(exc).__name__}: {exc}", None)
+
+    async def _run(self) -> None:
+        problems = validate_spec(self.request.spec)
+        if problems:
+            await self._failed("invalid workflow: " + "; ".join(problems), None)
+            return
+        plan = RunPlan(self.request.spec.steps)
+        specs = {step.name: step for step in self.request.spec.steps}
+        tasks: dict[asyncio.Task[bool], str] = {}
+        try:
+            while True:
+                for name, reason in plan.skip_blocked():
+                    await self._publish(
+                        StepSkipped(
+                            workflow_id=self.wf, attempt=self.attempt, step=name, reason=reason
+                        )
+                    )
+                for name in plan.ready():
+                    plan.start(name)
+                    tasks[asyncio.create_task(self._step(specs[name]))] = name
+                if not tasks:
+                    break
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    plan.finish(tasks.pop(task), task.result())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if plan.failed:
+            first = plan.failed[0]
+            await self._failed(f"step {first!r} failed: {self.errors[first]}", first)
+        else:
+            await self._publish(
+                WorkflowCompleted(
+                    workflow_id=self.wf,
+                    attempt=self.attempt,
+                    executor_id=self.ctx.executor_id,
+                    duration_s=self._elapsed(),
+                )
+            )
+
+    async def _step(self, step: StepSpec) -> bool:
+        """Run one step and publish how it went; True when it succeeded."""
+        with tracer.start_as_current_span(f"step {step.name}"):
+            started_at, t0 = now(), time.monotonic()
+            await self._publish(
+                StepStarted(workflow_id=self.wf, attempt=self.attempt, step=step.name)
+            )
+            secrets, missing = resolve_secrets(step.secrets, self.ctx.environ)
+            scrub = Scrubber(secrets.values())
+            output = StepOutput(
+                self._publish, workflow_id=self.request.workflow_id, step=step.name,
+                attempt=self.request.attempt, scrub=scrub,
+            )  # fmt: skip
+            try:
+                if missing:
+                    wanted = ", ".join(f"{n} ({secret_variable(n)})" for n in missing)
+                    result = StepResult(None, f"secrets not set on this executor: {wanted}")
+                else:
+                    result = await self._execute(step, secrets, output)
+            finally:
+                await output.close()
+            took = time.monotonic() - t0
+            if result.succeeded:
+                await self._publish(
+                    StepCompleted(
+                        workflow_id=self.wf,
+                        attempt=self.attempt,
+                        step=step.name,
+                        started_at=started_at,
+                        duration_s=took,
+                    )
+                )
+                return True
+            error = scrub(result.error or f"exited with code {result.exit_code}")
+            self.errors[step.name] = error
+            await self._publish(
+                StepFailed(
+                    workflow_id=self.wf,
+                    attempt=self.attempt,
+                    step=step.name,
+                    exit_code=result.exit_code,
+                    error=error,
+                    output_tail=output.tail(),
+                    started_at=started_at,
+                    duration_s=took,
+                )
+            )
+            return False
+
+    async def _execute(
+        self, step: StepSpec, secrets: dict[str, str], output: StepOutput
+    ) -> StepResult:
+        req = self.request
+        workdir = self.ctx.work_dir / req.workflow_id / str(req.attempt) / step.name
+        env = {
+            **step.env,
+            "AIOP_WORKFLOW_ID": req.workflow_id,
+            "AIOP_STEP": step.name,
+            "AIOP_ATTEMPT": str(req.attempt),
+        }
+        try:
+            async with asyncio.timeout(step.timeout):
+                return await self.ctx.runner.run(step, workdir, env, secrets, output.write)
+        except TimeoutError:
+            if step.timeout is None:
+                raise
+            return StepResult(None, f"timed out after {step.timeout:g}s; the step was killed")
+        except Exception as exc:
+            log.exception("runner %s failed on step %s", self.ctx.runner.name, step.name)
+            return StepResult(None, f"{self.ctx.runner.name} runner error: {exc!r}")
+
+    async def _failed(self, reason: str, failed_step: str | None) -> None:
+        await self._publish(
+            WorkflowFailed(
+                workflow_id=self.wf,
+                attempt=self.attempt,
+                executor_id=self.ctx.executor_id,
+                reason=reason,
+                failed_step=failed_step,
+                duration_s=self._elapsed(),
+            )
+        )
+
+    async def _publish(self, event: Event) -> None:
+        await self.ctx.publisher.publish(event)
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._t0

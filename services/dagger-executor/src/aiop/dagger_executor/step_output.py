@@ -1,0 +1,80 @@
+"""One step's output on its way out: scrubbed, batched into StepOutputAppended, tail kept.
+
+Batching keeps a chatty step from publishing an event per line; the periodic flush keeps
+a quiet one from holding its last lines back until it ends. Text is scrubbed per batch of
+whole lines, so a secret on one line is always masked whole.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiop.contracts import Event, StepOutputAppended
+from aiop.dagger_executor.domain.output import OutputTail
+from aiop.dagger_executor.domain.scrub import Scrubber
+
+FLUSH_INTERVAL = 0.2
+MAX_CHUNK = 16 * 1024
+
+
+class StepOutput:
+    def __init__(
+        self,
+        publish: Callable[[Event], Awaitable[None]],
+        *,
+        workflow_id: str,
+        step: str,
+        attempt: int,
+        scrub: Scrubber,
+        flush_interval: float = FLUSH_INTERVAL,
+    ) -> None:
+        self._publish = publish
+        self._workflow_id, self._step, self._attempt = workflow_id, step, attempt
+        self._scrub = scrub
+        self._tail = OutputTail()
+        self._buffers: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._sizes = {"stdout": 0, "stderr": 0}
+        self._seq = 0
+        self._lock = asyncio.Lock()  # one flush at a time keeps seq in publish order
+        self._flusher = asyncio.create_task(self._flush_periodically(flush_interval))
+
+    async def write(self, stream: str, text: str) -> None:
+        self._tail.append(text)
+        self._buffers[stream].append(text)
+        self._sizes[stream] += len(text)
+        if self._sizes[stream] >= MAX_CHUNK:
+            await self._flush(stream)
+
+    def tail(self) -> str:
+        return self._scrub(self._tail.text())
+
+    async def close(self) -> None:
+        self._flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._flusher
+        for stream in self._buffers:
+            await self._flush(stream)
+
+    async def _flush_periodically(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            for stream in self._buffers:
+                await self._flush(stream)
+
+    async def _flush(self, stream: str) -> None:
+        async with self._lock:
+            if not self._buffers[stream]:
+                return
+            text = self._scrub("".join(self._buffers[stream]))
+            self._buffers[stream].clear()
+            self._sizes[stream] = 0
+            self._seq += 1
+            event = StepOutputAppended(
+                workflow_id=self._workflow_id,
+                step=self._step,
+                attempt=self._attempt,
+                stream=stream,
+                seq=self._seq,
+                text=text,
+            )
+            await self._publish(event)

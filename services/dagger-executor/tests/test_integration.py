@@ -1,0 +1,192 @@
+"""The executor in-process against a real nats-server: requests in, events out."""
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import nats
+import pytest
+from nats.aio.client import Client
+
+from aiop.contracts import (
+    EVENT_TYPES,
+    Event,
+    ExecutorHeartbeat,
+    StepFailed,
+    StepSpec,
+    WorkflowRequested,
+    WorkflowSpec,
+)
+from aiop.contracts.envelope import decode_event
+from aiop.contracts.subjects import HEARTBEAT_ALL, KV_CLAIMS
+from aiop.dagger_executor.main import ExecutorSettings, build_app
+from aiop.servicekit.rpc import wait_ready
+
+pytestmark = pytest.mark.integration
+PY = sys.executable
+TERMINAL = ("aiop.workflow.completed.v1", "aiop.workflow.failed.v1")
+
+
+class Watcher:
+    """Every AIOP event, in stream order, and a way to wait for one."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._events: list[tuple[int, Event]] = []  # (stream sequence, event)
+        self._changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        js = self.nc.jetstream()
+        await js.subscribe("aiop.workflow.>", cb=self._on, ordered_consumer=True)
+        await js.subscribe("aiop.step.>", cb=self._on, ordered_consumer=True)
+
+    async def _on(self, msg) -> None:  # type: ignore[no-untyped-def]
+        kind = EVENT_TYPES[(msg.headers or {})["ce-type"]]
+        async with self._changed:
+            self._events.append((msg.metadata.sequence.stream, decode_event(msg.data, kind)))
+            self._changed.notify_all()
+
+    def of(self, workflow_id: str) -> list[Event]:
+        """The workflow's events in stream order (the two subscriptions interleave freely)."""
+        ordered = [e for _, e in sorted(self._events, key=lambda pair: pair[0])]
+        return [e for e in ordered if getattr(e, "workflow_id", None) == workflow_id]
+
+    async def terminal(self, workflow_id: str, timeout: float = 20) -> Event:
+        """The workflow's terminal event, once every earlier event of the stream is in too."""
+
+        def found() -> Event | None:
+            # The stream is this test's own and starts at 1, so "no gaps below seq" is a count.
+            for seq, event in self._events:
+                if (
+                    getattr(event, "workflow_id", None) == workflow_id
+                    and event.TYPE in TERMINAL
+                    and sum(1 for s, _ in self._events if s <= seq) == seq
+                ):
+                    return event
+            return None
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(found), timeout)
+        event = found()
+        assert event is not None
+        return event
+
+
+@pytest.fixture
+async def executor(nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
+    settings = ExecutorSettings(
+        nats_url=nats_url, work_dir=tmp_path / "work", runner="local", heartbeat_interval=0.2
+    )
+    app = build_app(settings)
+    task = asyncio.create_task(app.run())
+    nc = await nats.connect(nats_url)
+    try:
+        await wait_ready(nc, "dagger-executor", timeout=15)
+        yield nc
+    finally:
+        app.exit()
+        await asyncio.wait_for(task, 15)
+        await nc.close()
+
+
+async def request(nc: Client, workflow_id: str, *steps: StepSpec, attempt: int = 1) -> None:
+    event = WorkflowRequested(
+        workflow_id=workflow_id,
+        pool="default",
+        attempt=attempt,
+        spec=WorkflowSpec(name="it", steps=list(steps)),
+    )
+    await nc.jetstream().publish(
+        event.subject(),
+        msgspec.json.encode(event),
+        headers={"Nats-Msg-Id": event.event_id, "ce-type": event.TYPE},
+    )
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [
+        f"{e.TYPE.split('.')[1]}.{e.TYPE.split('.')[2]}:{getattr(e, 'step', '')}" for e in events
+    ]
+
+
+async def test_workflow_runs_to_completion_in_dag_order(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    await request(
+        executor,
+        "wf-ok",
+        StepSpec(name="build", run=[PY, "-c", "print('built')"]),
+        StepSpec(name="test", run=[PY, "-c", "print('tested')"], needs=["build"]),
+    )
+    done = await watcher.terminal("wf-ok")
+    assert done.TYPE == "aiop.workflow.completed.v1"
+    assert kinds(watcher.of("wf-ok")) == [
+        "workflow.requested:",
+        "workflow.started:",
+        "step.started:build",
+        "step.completed:build",
+        "step.started:test",
+        "step.completed:test",
+        "workflow.completed:",
+    ]
+    kv = await executor.jetstream().key_value(KV_CLAIMS)
+    claim = await kv.get("wf-ok.a1")
+    assert (claim.value or b"").decode().startswith("default-")
+
+
+async def test_failing_step_fails_the_workflow_with_code_and_tail(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    await request(
+        executor,
+        "wf-bad",
+        StepSpec(name="boom", run=[PY, "-c", "print('oops'); raise SystemExit(7)"]),
+    )
+    failed = await watcher.terminal("wf-bad")
+    assert failed.TYPE == "aiop.workflow.failed.v1"
+    assert failed.failed_step == "boom"  # type: ignore[attr-defined]
+    (step,) = [e for e in watcher.of("wf-bad") if isinstance(e, StepFailed)]
+    assert step.exit_code == 7
+    assert "oops" in step.output_tail
+
+
+async def test_a_request_delivered_twice_runs_once(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    step = StepSpec(name="once", run=[PY, "-c", "print('ran')"])
+    await request(executor, "wf-dup", step)
+    await request(executor, "wf-dup", step)  # same workflow and attempt, new event id
+    # Requests are handled in order by the pool's one consumer: once the sentinel ends,
+    # the duplicate has been handled too.
+    await request(executor, "wf-sentinel", step)
+    await watcher.terminal("wf-sentinel")
+    await watcher.terminal("wf-dup")
+    events = watcher.of("wf-dup")
+    assert kinds(events).count("workflow.requested:") == 2
+    assert kinds(events).count("workflow.started:") == 1
+    assert kinds(events).count("step.started:once") == 1
+    assert kinds(events).count("workflow.completed:") == 1
+
+
+async def test_heartbeats_announce_pool_capabilities_and_slots(executor: Client) -> None:
+    sub = await executor.subscribe(HEARTBEAT_ALL)
+    beat = decode_event((await sub.next_msg(timeout=5)).data, ExecutorHeartbeat)
+    assert beat.pool == "default"
+    assert "local" in beat.capabilities
+    assert beat.slots == 8
+    assert beat.interval_s == 0.2
+    await sub.unsubscribe()
+
+
+async def test_an_attempt_claimed_elsewhere_is_left_alone(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    kv = await executor.jetstream().key_value(KV_CLAIMS)
+    await kv.create("wf-other.a1", b"default-elsewhere-1")
+    step = StepSpec(name="s", run=[PY, "-c", "pass"])
+    await request(executor, "wf-other", step)
+    await request(executor, "wf-sentinel2", step)  # handled after wf-other (one consumer, in order)
+    await watcher.terminal("wf-sentinel2")
+    assert kinds(watcher.of("wf-other")) == ["workflow.requested:"]

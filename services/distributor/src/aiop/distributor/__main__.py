@@ -1,0 +1,3 @@
+from aiop.distributor.main import run
+
+run()

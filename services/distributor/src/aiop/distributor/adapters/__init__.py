@@ -1,0 +1,1 @@
+"""The distributor's I/O: JetStream KV buckets."""

@@ -1,0 +1,229 @@
+"""The distributor's state and its dispatch loop.
+
+One loop makes every dispatch and resend decision, and a lock serialises it with the
+handlers, so a workflow finishing mid-decision cannot be revived by a late KV write.
+Order of effects: dispatch state is written to KV before a WorkflowRequested goes out
+(a crash in between is repaired at startup by republishing unclaimed requests), and a
+WorkflowQueued goes out before its reason is recorded (a crash repeats it, deduplicated).
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import msgspec
+from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+
+from aiop.contracts import ExecutorHeartbeat, WorkflowQueued, WorkflowRequested, WorkflowSpec
+from aiop.distributor.adapters.kv import ClaimFeed, DispatchStore
+from aiop.distributor.domain.dispatch import (
+    Claim,
+    DispatchState,
+    Queue,
+    Send,
+    claimant_dead,
+    next_action,
+)
+from aiop.distributor.domain.registry import Registry
+from aiop.servicekit import EventBus
+
+log = logging.getLogger("aiop.distributor")
+
+FORGET_AFTER_S = 600.0  # keep dead executors and stray claims this long, then drop them
+
+
+class Distributor:
+    def __init__(
+        self,
+        bus: EventBus,
+        heartbeat_interval_s: float,
+        tick_s: float = 0.25,
+        replicas: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bus = bus
+        self.interval = heartbeat_interval_s
+        self.tick = tick_s
+        self.replicas = replicas
+        self.clock = clock
+        self.registry = Registry()
+        self.table: dict[str, DispatchState] = {}
+        self.claims: dict[tuple[str, int], Claim] = {}
+        self._unpublished: set[str] = set()  # dispatched in KV, request not yet on the bus
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._loaded = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._settled_at = float("inf")
+
+    async def start(self, js: JetStreamContext) -> None:
+        self.store = await DispatchStore.open(js, self.replicas)
+        self.table = await self.store.load_all()
+        self.feed = await ClaimFeed.open(js, self.replicas)
+        for workflow_id, attempt, executor_id in await self.feed.initial():
+            self._on_claim(workflow_id, attempt, executor_id)
+        # A request may have been lost between its KV write and its publish; executors
+        # claim by key, so republishing a request that did go out runs nothing twice.
+        self._unpublished = {
+            wf
+            for wf, d in self.table.items()
+            if d.state == "dispatched" and (wf, d.attempt) not in self.claims
+        }
+        # Executors announce themselves within an interval; until then no heartbeat
+        # does not mean no executor.
+        self._settled_at = self.clock() + 1.5 * self.interval
+        log.info("loaded %d workflows, %d claims", len(self.table), len(self.claims))
+        self._loaded.set()
+        self._tasks = [
+            asyncio.create_task(self._watch_claims()),
+            asyncio.create_task(self._loop()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if hasattr(self, "feed"):
+            await self.feed.stop()
+
+    # -- inputs ---------------------------------------------------------------
+
+    def heartbeat(self, hb: ExecutorHeartbeat) -> None:
+        if self.registry.observe(hb, self.clock()):
+            self._wake.set()  # new capacity: dispatch pending work now, not next tick
+
+    async def accepted(self, workflow_id: str, spec: WorkflowSpec) -> None:
+        await self._loaded.wait()
+        async with self._lock:
+            if workflow_id in self.table:
+                return  # redelivery: the stored state is newer than this event
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            state = DispatchState(spec=spec, trace=carrier)
+            if await self.store.create(workflow_id, state):
+                self.table[workflow_id] = state
+        self._wake.set()
+
+    async def finished(self, workflow_id: str) -> None:
+        await self._loaded.wait()
+        async with self._lock:
+            await self.store.finish(workflow_id)
+            self.table.pop(workflow_id, None)
+            self._unpublished.discard(workflow_id)
+            for key in [k for k in self.claims if k[0] == workflow_id]:
+                del self.claims[key]
+
+    def _on_claim(self, workflow_id: str, attempt: int, executor_id: str | None) -> None:
+        if executor_id is None:
+            self.claims.pop((workflow_id, attempt), None)
+        else:
+            self.claims[(workflow_id, attempt)] = Claim(executor_id, self.clock())
+
+    async def _watch_claims(self) -> None:
+        async for workflow_id, attempt, executor_id in self.feed.updates():
+            self._on_claim(workflow_id, attempt, executor_id)
+
+    # -- decisions ------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.tick):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception:  # NATS briefly away: the next tick retries from KV state
+                log.exception("dispatch step failed")
+
+    async def step(self) -> None:
+        now = self.clock()
+        settled = now >= self._settled_at
+        live = self.registry.live(now)
+        # An executor silent since before our start is unknown to us; 3 intervals is
+        # what a known one gets.
+        grace = max(3 * self.interval, self._settled_at - now)
+        for workflow_id in list(self.table):
+            async with self._lock:
+                d = self.table.get(workflow_id)
+                if d is None:
+                    continue
+                if workflow_id in self._unpublished:
+                    await self._publish_request(workflow_id, d)
+                    continue
+                claim = self.claims.get((workflow_id, d.attempt))
+                dead = claimant_dead(claim, self.registry, now, grace)
+                action = next_action(d, live, dead, settled)
+                if isinstance(action, Send):
+                    await self._send(workflow_id, d, action)
+                elif isinstance(action, Queue):
+                    await self._queue(workflow_id, d, action)
+        self._forget(now)
+
+    async def _send(self, workflow_id: str, d: DispatchState, action: Send) -> None:
+        if d.state == "dispatched":
+            log.warning(
+                "resending %s as attempt %d: its executor is gone", workflow_id, action.attempt
+            )
+        new = msgspec.structs.replace(
+            d, state="dispatched", pool=action.pool, attempt=action.attempt, reason=None
+        )
+        await self.store.put(workflow_id, new)
+        self.table[workflow_id] = new
+        self._unpublished.add(workflow_id)
+        await self._publish_request(workflow_id, new)
+
+    async def _publish_request(self, workflow_id: str, d: DispatchState) -> None:
+        assert d.pool is not None
+        with _in_trace(d):
+            await self.bus.publish(WorkflowRequested(
+                # Deterministic id: JetStream drops a republish of the same attempt.
+                event_id=f"requested-{workflow_id}-a{d.attempt}",
+                workflow_id=workflow_id,
+                spec=d.spec,
+                pool=d.pool,
+                attempt=d.attempt,
+            ))  # fmt: skip
+        self._unpublished.discard(workflow_id)
+
+    async def _queue(self, workflow_id: str, d: DispatchState, action: Queue) -> None:
+        digest = hashlib.sha256(action.reason.encode()).hexdigest()[:12]
+        with _in_trace(d):
+            await self.bus.publish(WorkflowQueued(
+                event_id=f"queued-{workflow_id}-a{action.attempt}-{digest}",
+                workflow_id=workflow_id,
+                reason=action.reason,
+                attempt=action.attempt,
+            ))  # fmt: skip
+        new = msgspec.structs.replace(
+            d, state="pending", pool=None, attempt=action.attempt, reason=action.reason
+        )
+        await self.store.put(workflow_id, new)
+        self.table[workflow_id] = new
+
+    def _forget(self, now: float) -> None:
+        self.registry.forget(now, FORGET_AFTER_S)
+        stale = [
+            k
+            for k, c in self.claims.items()
+            if k[0] not in self.table and now - c.seen_at > FORGET_AFTER_S
+        ]
+        for key in stale:
+            del self.claims[key]
+
+
+@contextlib.contextmanager
+def _in_trace(d: DispatchState) -> Iterator[None]:
+    """Make the accepted event's trace current while publishing for ``d``."""
+    token = otel_context.attach(propagate.extract(d.trace))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

@@ -1,0 +1,1 @@
+"""The distributor's decisions, free of I/O: liveness, pool choice, what to (re)send."""

@@ -1,0 +1,22 @@
+"""Thin handlers: decoded event -> Distributor. Every effect is state written, not
+counted, so a redelivered event changes nothing."""
+
+from aiop.contracts import ExecutorHeartbeat, WorkflowAccepted, WorkflowCompleted, WorkflowFailed
+from aiop.distributor.dispatcher import Distributor
+
+
+class Handlers:
+    def __init__(self, distributor: Distributor) -> None:
+        self.distributor = distributor
+
+    async def heartbeat(self, hb: ExecutorHeartbeat) -> None:
+        self.distributor.heartbeat(hb)
+
+    async def accepted(self, event: WorkflowAccepted) -> None:
+        await self.distributor.accepted(event.workflow_id, event.spec)
+
+    async def completed(self, event: WorkflowCompleted) -> None:
+        await self.distributor.finished(event.workflow_id)
+
+    async def failed(self, event: WorkflowFailed) -> None:
+        await self.distributor.finished(event.workflow_id)

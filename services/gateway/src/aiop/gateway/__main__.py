@@ -1,0 +1,3 @@
+from aiop.gateway.main import main
+
+main()

@@ -1,0 +1,74 @@
+"""What every route needs: the bus, NATS for queries, the token check, the body limit."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from faststream.nats import NatsBroker
+from nats.aio.client import Client
+
+from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
+from aiop.gateway.domain.recent import RecentSubmissions
+from aiop.gateway.problems import Problem, unauthorized
+from aiop.servicekit.bus import EventBus
+from aiop.servicekit.rpc import QueryFailed
+
+
+@dataclass
+class Gateway:
+    broker: NatsBroker
+    bus: EventBus
+    max_body_bytes: int
+    verifier: TokenVerifier = field(init=False)
+    recent: RecentSubmissions = field(default_factory=RecentSubmissions)
+
+    def __post_init__(self) -> None:
+        self.verifier = TokenVerifier(lambda: self.broker.connection)
+
+    @property
+    def nc(self) -> Client:
+        return self.broker.connection
+
+
+def upstream(exc: QueryFailed, what: str) -> Problem:
+    """A failed query as the gateway's own answer: the caller cannot fix the other service."""
+    if exc.code == 503:
+        return Problem(503, f"{what} is unavailable: {exc.description}", kind="unavailable")
+    return Problem(502, f"{what} failed: {exc.description}", kind="upstream")
+
+
+def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
+    """A dependency giving the caller's verified claims, or raising a 401 problem."""
+
+    async def claims(request: Request) -> Claims:
+        header = request.headers.get("authorization")
+        if not header:
+            raise unauthorized("a bearer token is required", error="")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("the Authorization header must be 'Bearer <token>'")
+        try:
+            return await gateway.verifier.verify(token.strip())
+        except InvalidToken as exc:
+            raise unauthorized(f"invalid token: {exc}") from exc
+        except AuthUnavailable as exc:
+            raise Problem(503, f"cannot check tokens: {exc}", kind="unavailable") from exc
+
+    return claims
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes whatever Content-Length claims."""
+    too_large = Problem(413, f"the body is larger than {limit} bytes", kind="too-large")
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise Problem(400, "Content-Length is not a number", kind="bad-request")
+        if int(length) > limit:
+            raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)

@@ -1,0 +1,1 @@
+"""Pure gateway logic: reading a submission, workflow ids, recently accepted ids."""

@@ -1,0 +1,160 @@
+"""POST /v1/workflows and GET /v1/workflows/{id}[/report]."""
+
+import asyncio
+from typing import Annotated
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from aiop.contracts.events import WorkflowSubmitted
+from aiop.contracts.queries import (
+    AuthorizeReply,
+    AuthorizeRequest,
+    WorkflowQuery,
+    WorkflowReport,
+    WorkflowView,
+)
+from aiop.contracts.subjects import (
+    AUTH_AUTHORIZE,
+    QUERY_REPORT,
+    QUERY_WORKFLOW,
+    InvalidToken,
+    check_token,
+)
+from aiop.contracts.workflow import WorkflowSpec
+from aiop.gateway.adapters.tokens import Claims
+from aiop.gateway.context import Gateway, authenticated, read_body, upstream
+from aiop.gateway.domain.status import encode_status
+from aiop.gateway.domain.submission import (
+    BadShape,
+    CannotRun,
+    MalformedBody,
+    parse_spec,
+    workflow_id_for,
+)
+from aiop.gateway.problems import Problem
+from aiop.servicekit import rpc
+from aiop.servicekit.rpc import QueryFailed
+
+JSON = "application/json"
+MAX_IDEMPOTENCY_KEY = 256
+_view = msgspec.json.Decoder(WorkflowView)
+_report = msgspec.json.Decoder(WorkflowReport)
+_authorize = msgspec.json.Decoder(AuthorizeReply)
+
+
+def router(gw: Gateway) -> APIRouter:
+    api = APIRouter(prefix="/v1/workflows")
+    Caller = Annotated[Claims, Depends(authenticated(gw))]
+
+    @api.post("", status_code=202)
+    async def submit(request: Request, caller: Caller) -> Response:
+        spec = await _read_spec(gw, request)
+        await _authorize_submit(gw, caller.sub, spec.project)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise Problem(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+        workflow_id = workflow_id_for(caller.sub, key)
+        # A deterministic event id: JetStream drops a retried submit as a duplicate.
+        event = WorkflowSubmitted(
+            event_id=f"submitted-{workflow_id}",
+            workflow_id=workflow_id,
+            spec=spec,
+            principal=caller.sub,
+        )
+        try:
+            await gw.bus.publish(event)
+        except Exception as exc:
+            raise Problem(503, f"cannot publish the workflow: {exc!r}", kind="unavailable") from exc
+        gw.recent.add(workflow_id, spec.name, spec.project)
+        url = f"/v1/workflows/{workflow_id}"
+        body = msgspec.json.encode({"workflow_id": workflow_id, "status_url": url})
+        return Response(body, 202, {"Location": url}, media_type=JSON)
+
+    @api.get("/{workflow_id}")
+    async def status(workflow_id: str, caller: Caller) -> Response:
+        query = WorkflowQuery(workflow_id=_checked(workflow_id))
+        view_reply, report_reply = await asyncio.gather(
+            rpc.request(gw.nc, QUERY_WORKFLOW, query),
+            rpc.request(gw.nc, QUERY_REPORT, query),
+            return_exceptions=True,
+        )
+        view = _resolve_view(gw, workflow_id, view_reply)
+        if view is None or view.project not in caller.projects:
+            raise _not_found(workflow_id)  # another project's workflow is not even named
+        return Response(encode_status(view, _valid_report(report_reply)), media_type=JSON)
+
+    @api.get("/{workflow_id}/report")
+    async def report(workflow_id: str, caller: Caller) -> Response:
+        query = WorkflowQuery(workflow_id=_checked(workflow_id))
+        try:
+            body = await rpc.request(gw.nc, QUERY_REPORT, query)
+        except QueryFailed as exc:
+            if exc.code == 404:
+                raise _not_found(workflow_id) from exc
+            raise upstream(exc, "reporter") from exc
+        _report.decode(body)
+        return Response(body, media_type=JSON)
+
+    return api
+
+
+async def _read_spec(gw: Gateway, request: Request) -> WorkflowSpec:
+    try:
+        return parse_spec(await read_body(request, gw.max_body_bytes))
+    except MalformedBody as exc:
+        raise Problem(400, f"the body is not JSON: {exc}", kind="malformed") from exc
+    except BadShape as exc:
+        errors = [msgspec.structs.asdict(e) for e in exc.errors]
+        raise Problem(422, "the body is not a workflow", kind="validation", errors=errors) from exc
+    except CannotRun as exc:
+        errors = [{"detail": p} for p in exc.problems]
+        raise Problem(
+            422, "the workflow cannot run", kind="invalid-workflow", errors=errors
+        ) from exc
+
+
+def _resolve_view(
+    gw: Gateway, workflow_id: str, reply: bytes | BaseException
+) -> WorkflowView | None:
+    """task-manager's view; for a 404, the one this gateway just accepted, if any."""
+    if isinstance(reply, QueryFailed):
+        if reply.code == 404:
+            return gw.recent.view(workflow_id)
+        raise upstream(reply, "task-manager")
+    if isinstance(reply, BaseException):
+        raise reply
+    return _view.decode(reply)
+
+
+async def _authorize_submit(gw: Gateway, principal: str, project: str) -> None:
+    ask = AuthorizeRequest(principal=principal, project=project, action="workflow:submit")
+    try:
+        decision = _authorize.decode(await rpc.request(gw.nc, AUTH_AUTHORIZE, ask))
+    except QueryFailed as exc:
+        raise upstream(exc, "auth") from exc
+    if not decision.allowed:
+        raise Problem(403, decision.reason or "not allowed", kind="forbidden")
+
+
+def _checked(workflow_id: str) -> str:
+    try:
+        return check_token(workflow_id, "workflow id")
+    except InvalidToken as exc:
+        raise Problem(400, str(exc), kind="bad-workflow-id") from exc
+
+
+def _not_found(workflow_id: str) -> Problem:
+    return Problem(404, f"no workflow {workflow_id}", kind="not-found")
+
+
+def _valid_report(reply: bytes | BaseException) -> bytes | None:
+    """reporter's JSON if it answered with a report; the status is useful without it."""
+    if isinstance(reply, BaseException):
+        return None
+    try:
+        _report.decode(reply)
+    except msgspec.DecodeError:
+        return None
+    return reply

@@ -1,0 +1,3 @@
+from aiop.reporter.main import main
+
+main()

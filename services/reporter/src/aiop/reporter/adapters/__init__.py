@@ -1,0 +1,1 @@
+"""The reporter's I/O: the summaries in JetStream KV and the dead-letter advisories."""

@@ -1,0 +1,80 @@
+"""Summaries in JetStream KV bucket ``aiop_reports``, one key per workflow id.
+
+The workflow and step consumers write the same key concurrently, so every write is a
+compare-and-set on the revision read (``kv.update(last=...)``), retried on conflict.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import msgspec
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from aiop.contracts.subjects import KV_REPORTS
+from aiop.reporter.domain import ReportState
+
+log = logging.getLogger("aiop.reporter.reports")
+
+MAX_CONFLICTS = 20
+_decoder = msgspec.json.Decoder(ReportState)
+
+
+class ReportStore:
+    def __init__(self, js: Callable[[], JetStreamContext], replicas: int = 1) -> None:
+        self._js = js  # a callable: the broker connects after the store is built
+        self._replicas = replicas
+        self._kv: KeyValue | None = None
+        self._lock = asyncio.Lock()
+
+    async def bucket(self) -> KeyValue:
+        """The bucket, created on first use if missing (creating an identical one is a no-op)."""
+        async with self._lock:
+            if self._kv is None:
+                js = self._js()
+                try:
+                    self._kv = await js.key_value(KV_REPORTS)
+                except nats.js.errors.BucketNotFoundError:
+                    config = KeyValueConfig(
+                        bucket=KV_REPORTS,
+                        history=1,
+                        storage=StorageType.FILE,
+                        replicas=self._replicas,
+                    )
+                    self._kv = await js.create_key_value(config)
+            return self._kv
+
+    async def get(self, workflow_id: str) -> tuple[ReportState | None, int]:
+        """The stored state and its revision (0 when there is none)."""
+        kv = await self.bucket()
+        try:
+            entry = await kv.get(workflow_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None, 0
+        if entry.value is None:
+            return None, entry.revision or 0
+        return _decoder.decode(entry.value), entry.revision or 0
+
+    async def change(
+        self, workflow_id: str, apply: Callable[[ReportState | None], ReportState]
+    ) -> ReportState:
+        """Read, apply, write back if changed; start over if someone else wrote in between."""
+        kv = await self.bucket()
+        for _ in range(MAX_CONFLICTS):
+            old, revision = await self.get(workflow_id)
+            new = apply(old)
+            if new == old:
+                return new  # a duplicate or late event: nothing to write
+            try:
+                if revision == 0:
+                    await kv.create(workflow_id, msgspec.json.encode(new))
+                else:
+                    await kv.update(workflow_id, msgspec.json.encode(new), last=revision)
+                return new
+            except nats.js.errors.KeyWrongLastSequenceError:
+                log.debug("report %s changed concurrently, retrying", workflow_id)
+        # Raising NAKs the event; its redelivery tries again later.
+        raise RuntimeError(f"report {workflow_id}: {MAX_CONFLICTS} write conflicts in a row")

@@ -1,0 +1,46 @@
+"""reporter: folds workflow and step events into summaries (KV aiop_reports), answers
+``aiop.query.report.get.v1``, and dead-letters what JetStream advisories report lost."""
+
+from faststream import FastStream
+from faststream.nats.annotations import NatsMessage
+
+from aiop.contracts.subjects import QUERY_REPORT
+from aiop.reporter.adapters.advisories import MAX_DELIVERIES, MSG_TERMINATED
+from aiop.reporter.adapters.reports import ReportStore
+from aiop.reporter.handlers import Reporter
+from aiop.servicekit import DeliveryPolicy, ServiceSettings, durable_consumer, make_broker
+from aiop.servicekit.app import service_app
+from aiop.servicekit.rpc import Handler
+from aiop.servicekit.telemetry import setup_tracing
+
+SERVICE = "reporter"
+# Writes are small KV compare-and-sets; a few concurrent ones keep up with the stream.
+POLICY = DeliveryPolicy(max_deliver=10, ack_wait=30.0, max_ack_pending=256, max_workers=4)
+
+
+def build_app(settings: ServiceSettings) -> FastStream:
+    broker, bus = make_broker(
+        SERVICE, settings.nats_url, setup_tracing(SERVICE, settings.trace_dir)
+    )
+    store = ReportStore(lambda: broker.connection.jetstream(), settings.stream_replicas)
+    reporter = Reporter(store, bus)
+
+    async def on_event(msg: NatsMessage) -> None:
+        await reporter.on_event(msg.raw_message)
+
+    async def on_advisory(msg: NatsMessage) -> None:
+        await reporter.on_advisory(msg.raw_message)
+
+    durable_consumer(broker, "aiop.workflow.>", "reporter-workflow", policy=POLICY)(on_event)
+    durable_consumer(broker, "aiop.step.>", "reporter-step", policy=POLICY)(on_event)
+    # Core NATS: advisories are not stored. The queue group gives each to one reporter.
+    broker.subscriber(MAX_DELIVERIES, queue=SERVICE)(on_advisory)
+    broker.subscriber(MSG_TERMINATED, queue=SERVICE)(on_advisory)
+    endpoints: dict[str, tuple[str, Handler]] = {"report": (QUERY_REPORT, reporter.get_report)}
+    return service_app(SERVICE, broker, settings, endpoints=endpoints)
+
+
+def main() -> None:
+    import asyncio
+
+    asyncio.run(build_app(ServiceSettings()).run())

@@ -1,0 +1,211 @@
+"""The workflow and step state machine (architecture.md, "Workflow states").
+
+Events reach task-manager through several consumers, so they arrive duplicated and in
+any order. Each state therefore has a position ``(attempt, rank)`` and an event only
+applies when it moves its workflow or step *forward*; anything else is a duplicate or
+arrived late, and is ignored. The first terminal workflow event wins, from any attempt.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from aiop.contracts.events import (
+    Event,
+    StepCompleted,
+    StepEvent,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowQueued,
+    WorkflowRequested,
+    WorkflowStarted,
+    WorkflowSubmitted,
+)
+from aiop.contracts.workflow import validate_spec
+
+FINISHED = frozenset({"succeeded", "failed"})
+# Within one attempt. "requested" is not a state of its own (the workflow is still
+# queued, now at a pool), but it ranks above a queued event of the same attempt so that
+# a late "no executor" reason cannot overwrite the fact that it was sent.
+QUEUED, REQUESTED, RUNNING, DONE = 2, 3, 4, 5
+_WORKFLOW_RANK = {"submitted": 0, "accepted": 1, "queued": QUEUED, "running": RUNNING}
+_STEP_RANK = {"pending": 0, "running": 1, "succeeded": 2, "failed": 2, "skipped": 2}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    needs: tuple[str, ...] = ()
+    state: str = "pending"
+    attempt: int = 0
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    output_tail: str | None = None
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.attempt, _STEP_RANK[self.state])
+
+
+@dataclass(frozen=True)
+class Workflow:
+    id: str
+    state: str
+    attempt: int = 0
+    reason: str | None = None
+    pool: str | None = None  # set once the distributor sent this attempt to a pool
+    executor_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def position(self) -> tuple[int, int]:
+        if self.state in FINISHED:
+            return (self.attempt, DONE)
+        if self.state == "queued" and self.pool is not None:
+            return (self.attempt, REQUESTED)
+        return (self.attempt, _WORKFLOW_RANK[self.state])
+
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class Applied:
+    workflow: Workflow
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A duplicate, a late event or one of an older attempt: acked, no effect."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Illegal:
+    """An event that can never apply to this workflow: logged, acked, no effect."""
+
+    reason: str
+
+
+Outcome = Applied | Ignored | Illegal
+
+
+def new_workflow(event: WorkflowSubmitted) -> tuple[Workflow, list[str]]:
+    """The workflow a submission creates: accepted, or rejected with every problem found."""
+    problems = validate_spec(event.spec)
+    if problems:
+        return Workflow(event.workflow_id, "rejected", reason="; ".join(problems)), problems
+    steps = tuple(Step(s.name, tuple(s.needs)) for s in event.spec.steps)
+    return Workflow(event.workflow_id, "accepted", steps=steps), []
+
+
+def fold(wf: Workflow, event: Event) -> Outcome:
+    """What ``event`` does to ``wf``."""
+    if wf.state == "rejected":
+        return Illegal(f"workflow {wf.id} was rejected; {event.TYPE} cannot apply to it")
+    match event:
+        case WorkflowQueued():
+            return _advance(wf, event.attempt, QUEUED, state="queued", reason=event.reason)
+        case WorkflowRequested():
+            reason = f"sent to executor pool {event.pool}, waiting for an executor to start it"
+            return _advance(
+                wf, event.attempt, REQUESTED, state="queued", reason=reason, pool=event.pool
+            )
+        case WorkflowStarted():
+            return _advance(
+                wf, event.attempt, RUNNING, state="running", reason=None,
+                executor_id=event.executor_id, started_at=event.occurred_at,
+            )  # fmt: skip
+        case WorkflowCompleted():
+            return _finish(wf, event, "succeeded", None)
+        case WorkflowFailed():
+            return _finish(wf, event, "failed", event.reason)
+        case StepEvent():
+            return _fold_step(wf, event)
+    return Illegal(f"task-manager does not fold {event.TYPE}")
+
+
+def _new_attempt(wf: Workflow, attempt: int) -> Workflow:
+    """``wf`` moved to a later attempt: what the old attempt left unfinished starts over."""
+    steps = tuple(
+        Step(s.name, s.needs, attempt=attempt)
+        if s.attempt < attempt and s.state in ("pending", "running")
+        else s
+        for s in wf.steps
+    )
+    return replace(wf, attempt=attempt, pool=None, executor_id=None, started_at=None, steps=steps)
+
+
+def _advance(wf: Workflow, attempt: int, rank: int, **changes: object) -> Outcome:
+    if wf.state in FINISHED:
+        return Ignored(f"workflow {wf.id} already {wf.state}")
+    if attempt < wf.attempt:
+        return Ignored(f"attempt {attempt} is older than the current attempt {wf.attempt}")
+    if (attempt, rank) <= wf.position:
+        return Ignored(f"duplicate or late: workflow {wf.id} is already {wf.state}")
+    base = _new_attempt(wf, attempt) if attempt > wf.attempt else wf
+    return Applied(replace(base, **changes))  # type: ignore[arg-type]
+
+
+def _finish(
+    wf: Workflow, event: WorkflowCompleted | WorkflowFailed, state: str, reason: str | None
+) -> Outcome:
+    # Any attempt may finish the workflow (a slow executor of an older attempt may
+    # still deliver its result); only the first result counts.
+    if wf.state in FINISHED:
+        return Ignored(f"workflow {wf.id} already {wf.state}; the first result wins")
+    base = _new_attempt(wf, event.attempt) if event.attempt > wf.attempt else wf
+    done = replace(
+        base, state=state, attempt=event.attempt, reason=reason,
+        executor_id=event.executor_id, finished_at=event.occurred_at,
+    )  # fmt: skip
+    return Applied(done)
+
+
+def _fold_step(wf: Workflow, event: StepEvent) -> Outcome:
+    step = wf.step(event.step)
+    if step is None:
+        return Illegal(f"workflow {wf.id} has no step {event.step!r}")
+    if wf.state in FINISHED and event.attempt != wf.attempt:
+        return Ignored(f"workflow {wf.id} finished in attempt {wf.attempt}, not {event.attempt}")
+    if event.attempt < wf.attempt:
+        return Ignored(f"attempt {event.attempt} is older than the current attempt {wf.attempt}")
+    moved = _moved_step(step, event)
+    if moved.position <= step.position:
+        return Ignored(f"duplicate or late: step {step.name!r} is already {step.state}")
+    steps = tuple(moved if s.name == step.name else s for s in wf.steps)
+    return Applied(replace(wf, steps=steps))
+
+
+def _moved_step(step: Step, event: StepEvent) -> Step:
+    """``step`` as ``event`` leaves it (whether that is forward is checked by the caller)."""
+    # A later attempt starts from a clean step: nothing of the old run carries over.
+    base = step if event.attempt == step.attempt else Step(step.name, step.needs)
+    base = replace(base, attempt=event.attempt)
+    match event:
+        case StepStarted():
+            return replace(base, state="running", started_at=event.occurred_at)
+        case StepCompleted():
+            return replace(
+                base, state="succeeded", exit_code=event.exit_code,
+                started_at=event.started_at or base.started_at,
+                finished_at=event.occurred_at, duration_s=event.duration_s,
+            )  # fmt: skip
+        case StepFailed():
+            return replace(
+                base, state="failed", exit_code=event.exit_code, error=event.error,
+                output_tail=event.output_tail or None,
+                started_at=event.started_at or base.started_at,
+                finished_at=event.occurred_at, duration_s=event.duration_s,
+            )  # fmt: skip
+        case StepSkipped():
+            return replace(base, state="skipped", error=event.reason, finished_at=event.occurred_at)
+    return step  # an unknown step event never moves a step

@@ -1,0 +1,72 @@
+"""task-manager: folds workflow events into PostgreSQL and answers workflow queries."""
+
+import asyncio
+
+from faststream import FastStream
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+from aiop.contracts.subjects import QUERY_WORKFLOW
+from aiop.servicekit import (
+    DeliveryPolicy,
+    ServiceSettings,
+    durable_consumer,
+    make_broker,
+    setup_tracing,
+)
+from aiop.servicekit.app import service_app
+from aiop.task_manager.adapters.db import open_pool
+from aiop.task_manager.adapters.outbox import Outbox
+from aiop.task_manager.handlers import Handlers
+
+SERVICE = "task-manager"
+# Events of one workflow may be handled concurrently: the workflow row lock orders them.
+POLICY = DeliveryPolicy(max_workers=4)
+
+
+class Settings(ServiceSettings):
+    database_url: str  # AIOP_DATABASE_URL
+    outbox_interval: float = 1.0  # seconds between relay passes
+    outbox_grace: float = 1.0  # seconds the relay leaves a new row to the fast path
+
+
+def build(settings: Settings) -> FastStream:
+    provider = setup_tracing(SERVICE, settings.trace_dir)
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    broker, _ = make_broker(SERVICE, settings.nats_url, provider)
+    h = Handlers()
+    for subject, what, handler in [
+        ("aiop.workflow.submitted.v1.>", "submitted", h.on_submitted),
+        ("aiop.workflow.queued.v1.>", "queued", h.on_event),
+        ("aiop.workflow.requested.v1.>", "requested", h.on_event),
+        ("aiop.workflow.started.v1.>", "started", h.on_event),
+        ("aiop.workflow.completed.v1.>", "completed", h.on_event),
+        ("aiop.workflow.failed.v1.>", "failed", h.on_event),
+        ("aiop.step.>", "steps", h.on_event),
+    ]:
+        durable_consumer(broker, subject, f"{SERVICE}-{what}", policy=POLICY)(handler)
+
+    async def start_relay() -> None:
+        h.outbox.start()
+
+    async def stop() -> None:
+        await h.outbox.stop()
+        await h.pool.close()
+
+    app = service_app(
+        SERVICE, broker, settings,
+        endpoints={"get-workflow": (QUERY_WORKFLOW, h.get_workflow)},
+        on_ready=start_relay, on_stop=stop,
+    )  # fmt: skip
+
+    @app.on_startup  # before the broker starts its consumers
+    async def open_db() -> None:
+        h.pool = await open_pool(settings.database_url)
+        h.outbox = Outbox(
+            h.pool, broker, interval=settings.outbox_interval, grace=settings.outbox_grace
+        )
+
+    return app
+
+
+def run() -> None:
+    asyncio.run(build(Settings()).run())  # type: ignore[call-arg]

@@ -1,0 +1,192 @@
+"""The state machine alone: duplicates, out-of-order, stale attempts, first result wins."""
+
+from aiop.contracts import (
+    StepCompleted,
+    StepFailed,
+    StepSkipped,
+    StepSpec,
+    StepStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowQueued,
+    WorkflowRequested,
+    WorkflowSpec,
+    WorkflowStarted,
+    WorkflowSubmitted,
+)
+from aiop.contracts.events import Event
+from aiop.task_manager.domain import Applied, Ignored, Illegal, Workflow, fold, new_workflow
+
+SPEC = WorkflowSpec(
+    name="build",
+    steps=[
+        StepSpec(name="lint", run=["ruff"]),
+        StepSpec(name="test", run=["pytest"], needs=["lint"]),
+    ],
+)
+WF = "wf1"
+
+
+def accepted() -> Workflow:
+    wf, problems = new_workflow(WorkflowSubmitted(workflow_id=WF, spec=SPEC, principal="me"))
+    assert problems == []
+    return wf
+
+
+def apply(wf: Workflow, *events: Event) -> Workflow:
+    """Fold each event, keeping the state when it did not apply."""
+    for event in events:
+        outcome = fold(wf, event)
+        if isinstance(outcome, Applied):
+            wf = outcome.workflow
+    return wf
+
+
+def requested(attempt: int = 1) -> WorkflowRequested:
+    return WorkflowRequested(workflow_id=WF, spec=SPEC, pool="default", attempt=attempt)
+
+
+def started(attempt: int = 1, executor: str = "ex1") -> WorkflowStarted:
+    return WorkflowStarted(workflow_id=WF, executor_id=executor, attempt=attempt)
+
+
+def step_done(step: str, attempt: int = 1) -> StepCompleted:
+    return StepCompleted(workflow_id=WF, step=step, attempt=attempt, duration_s=0.5)
+
+
+def test_new_workflow_is_accepted_with_pending_steps() -> None:
+    wf = accepted()
+    assert wf.state == "accepted"
+    assert [(s.name, s.state, s.needs) for s in wf.steps] == [
+        ("lint", "pending", ()),
+        ("test", "pending", ("lint",)),
+    ]
+
+
+def test_invalid_spec_is_rejected_with_every_reason() -> None:
+    bad = WorkflowSpec(name="b", steps=[StepSpec(name="a", run=["x"], needs=["zz"])])
+    wf, problems = new_workflow(WorkflowSubmitted(workflow_id=WF, spec=bad, principal="me"))
+    assert wf.state == "rejected"
+    assert problems
+    assert "unknown step 'zz'" in problems[0]
+    assert wf.reason == "; ".join(problems)
+
+
+def test_the_happy_path() -> None:
+    wf = apply(
+        accepted(),
+        WorkflowQueued(workflow_id=WF, reason="no executor with capability gpu"),
+        requested(),
+        started(),
+        StepStarted(workflow_id=WF, step="lint"),
+        step_done("lint"),
+        StepStarted(workflow_id=WF, step="test"),
+        step_done("test"),
+        WorkflowCompleted(workflow_id=WF, executor_id="ex1"),
+    )
+    assert (wf.state, wf.attempt, wf.executor_id, wf.reason) == ("succeeded", 1, "ex1", None)
+    assert [s.state for s in wf.steps] == ["succeeded", "succeeded"]
+    assert wf.started_at is not None
+    assert wf.finished_at is not None
+
+
+def test_queued_records_why_it_waits() -> None:
+    wf = apply(accepted(), WorkflowQueued(workflow_id=WF, reason="no executor in pool gpu"))
+    assert (wf.state, wf.reason) == ("queued", "no executor in pool gpu")
+
+
+def test_duplicates_have_no_effect() -> None:
+    wf = apply(accepted(), requested(), started())
+    for event in (started(), requested(), WorkflowQueued(workflow_id=WF, reason="late")):
+        assert isinstance(fold(wf, event), Ignored)
+    wf = apply(wf, step_done("lint"))
+    assert isinstance(fold(wf, step_done("lint")), Ignored)
+    assert isinstance(fold(wf, StepStarted(workflow_id=WF, step="lint")), Ignored)
+
+
+def test_out_of_order_events_end_in_the_same_state() -> None:
+    events: list[Event] = [
+        WorkflowCompleted(workflow_id=WF, executor_id="ex1"),
+        step_done("test"),
+        StepStarted(workflow_id=WF, step="test"),
+        started(),
+        step_done("lint"),
+        requested(),
+        WorkflowQueued(workflow_id=WF, reason="late"),
+    ]
+    wf = apply(accepted(), *events)
+    assert wf.state == "succeeded"
+    assert [s.state for s in wf.steps] == ["succeeded", "succeeded"]
+    # Step events of the attempt that finished still land after the workflow finished.
+    assert wf.step("test").started_at is None  # type: ignore[union-attr]
+
+
+def test_a_late_queued_does_not_hide_that_it_was_sent() -> None:
+    wf = apply(accepted(), requested(), WorkflowQueued(workflow_id=WF, reason="no executor"))
+    assert wf.state == "queued"
+    assert wf.reason is not None
+    assert "pool default" in wf.reason
+
+
+def test_progress_of_an_older_attempt_is_ignored() -> None:
+    wf = apply(accepted(), requested(1), started(1), requested(2))
+    assert (wf.state, wf.attempt, wf.executor_id) == ("queued", 2, None)
+    assert isinstance(fold(wf, started(1)), Ignored)
+    assert isinstance(fold(wf, StepStarted(workflow_id=WF, step="lint", attempt=1)), Ignored)
+
+
+def test_resend_resets_unfinished_steps_for_the_new_attempt() -> None:
+    wf = apply(
+        accepted(), requested(1), started(1), step_done("lint", 1),
+        StepStarted(workflow_id=WF, step="test", attempt=1), requested(2),
+    )  # fmt: skip
+    assert [(s.state, s.attempt) for s in wf.steps] == [("succeeded", 1), ("pending", 2)]
+    # The new attempt reruns every step; its events move each one forward again.
+    wf = apply(wf, started(2, "ex2"), StepStarted(workflow_id=WF, step="lint", attempt=2))
+    assert [(s.state, s.attempt) for s in wf.steps] == [("running", 2), ("pending", 2)]
+    assert (wf.state, wf.executor_id) == ("running", "ex2")
+
+
+def test_first_terminal_event_wins_from_any_attempt() -> None:
+    wf = apply(accepted(), requested(1), started(1), requested(2), started(2, "ex2"))
+    # The old executor was only slow: its result arrives first and counts.
+    wf = apply(wf, WorkflowFailed(workflow_id=WF, executor_id="ex1", reason="exit 1", attempt=1))
+    assert (wf.state, wf.attempt, wf.reason) == ("failed", 1, "exit 1")
+    later = WorkflowCompleted(workflow_id=WF, executor_id="ex2", attempt=2)
+    assert isinstance(fold(wf, later), Ignored)
+    for event in (requested(3), started(3), WorkflowQueued(workflow_id=WF, reason="x", attempt=3)):
+        assert isinstance(fold(wf, event), Ignored)
+    # Steps of another attempt do not rewrite the result that won.
+    assert isinstance(fold(wf, step_done("lint", 2)), Ignored)
+
+
+def test_first_step_result_wins() -> None:
+    wf = apply(accepted(), started(), step_done("lint"))
+    failed = StepFailed(workflow_id=WF, step="lint", exit_code=1, error="boom")
+    assert isinstance(fold(wf, failed), Ignored)
+
+
+def test_step_failure_keeps_its_evidence() -> None:
+    wf = apply(
+        accepted(),
+        started(),
+        StepFailed(workflow_id=WF, step="lint", exit_code=2, error="exit 2", output_tail="E501"),
+        StepSkipped(workflow_id=WF, step="test", reason="needs lint, which failed"),
+    )
+    lint, test = wf.steps
+    assert (lint.state, lint.exit_code, lint.error, lint.output_tail) == (
+        "failed", 2, "exit 2", "E501",
+    )  # fmt: skip
+    assert (test.state, test.error) == ("skipped", "needs lint, which failed")
+
+
+def test_illegal_transitions_are_refused_with_a_reason() -> None:
+    outcome = fold(accepted(), StepStarted(workflow_id=WF, step="deploy"))
+    assert isinstance(outcome, Illegal)
+    assert "no step 'deploy'" in outcome.reason
+    bad = WorkflowSpec(name="b", steps=[])
+    rejected, _ = new_workflow(WorkflowSubmitted(workflow_id=WF, spec=bad, principal="me"))
+    for event in (started(), WorkflowCompleted(workflow_id=WF, executor_id="ex1"), requested()):
+        outcome = fold(rejected, event)
+        assert isinstance(outcome, Illegal)
+        assert "rejected" in outcome.reason
