@@ -139,3 +139,24 @@ async def test_terminated_advisory_is_dead_lettered(reporter: Client) -> None:
     assert record.reason.startswith("terminated by consumer")
     assert record.consumer == "terminator"
     assert msgspec.json.decode(record.payload)["workflow_id"] == "wf-term"
+
+
+async def test_concurrent_writers_lose_no_step(nats_url: str) -> None:
+    """Many folds racing on one key: the compare-and-set retries keep every step."""
+    from aiop.reporter.adapters.reports import ReportStore
+    from aiop.reporter.domain import fold
+
+    nc = await nats.connect(nats_url)
+    try:
+        store = ReportStore(nc.jetstream)
+        await store.ready()
+        steps = [ev.StepCompleted(workflow_id="wf-race", step=f"s{i}") for i in range(12)]
+        await asyncio.gather(
+            *(store.change("wf-race", lambda s, e=e: fold(s, e)) for e in steps)  # type: ignore[misc]
+        )
+        state, revision = await store.get("wf-race")
+        assert state is not None
+        assert sorted(state.steps) == sorted(e.step for e in steps)
+        assert revision >= len(steps)
+    finally:
+        await nc.close()

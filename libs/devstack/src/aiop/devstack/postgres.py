@@ -66,7 +66,11 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(args, check=True, capture_output=True, user=self._user, timeout=60)
+        done = subprocess.run(args, check=False, capture_output=True, user=self._user, timeout=60)
+        if done.returncode != 0:
+            out = (done.stdout + done.stderr).decode(errors="replace")
+            raise RuntimeError(f"{Path(args[0]).name} failed ({done.returncode}):\n{out}")
+        return done
 
     def init(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)

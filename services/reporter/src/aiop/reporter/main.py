@@ -37,7 +37,8 @@ def build_app(settings: ServiceSettings) -> FastStream:
     broker.subscriber(MAX_DELIVERIES, queue=SERVICE)(on_advisory)
     broker.subscriber(MSG_TERMINATED, queue=SERVICE)(on_advisory)
     endpoints: dict[str, tuple[str, Handler]] = {"report": (QUERY_REPORT, reporter.get_report)}
-    return service_app(SERVICE, broker, settings, endpoints=endpoints)
+    # The bucket exists before the service answers pings, even before the first event.
+    return service_app(SERVICE, broker, settings, endpoints=endpoints, on_ready=store.ready)
 
 
 def main() -> None:

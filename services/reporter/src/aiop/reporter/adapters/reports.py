@@ -47,6 +47,9 @@ class ReportStore:
                     self._kv = await js.create_key_value(config)
             return self._kv
 
+    async def ready(self) -> None:
+        await self.bucket()
+
     async def get(self, workflow_id: str) -> tuple[ReportState | None, int]:
         """The stored state and its revision (0 when there is none)."""
         kv = await self.bucket()
