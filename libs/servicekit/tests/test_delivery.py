@@ -9,7 +9,7 @@ from faststream.nats import NatsMessage
 
 from aiop.contracts import DeadLetterRecorded, WorkflowQueued
 from aiop.contracts.envelope import decode_event
-from aiop.servicekit import DeliveryPolicy, Permanent, durable_consumer, make_broker
+from aiop.servicekit import DeliveryPolicy, Permanent, durable_consumer, make_broker, typed
 from aiop.servicekit.app import service_app
 from aiop.servicekit.rpc import wait_ready
 from aiop.servicekit.settings import ServiceSettings
@@ -46,7 +46,8 @@ async def test_transient_failure_is_retried_then_handled(nats_url: str) -> None:
     seen: list[int] = []
     done = asyncio.Event()
 
-    async def handler(event: WorkflowQueued, msg: NatsMessage) -> None:
+    async def handler(msg: NatsMessage) -> None:
+        decode_event(msg.body, WorkflowQueued)
         seen.append(msg.raw_message.metadata.num_delivered)
         if len(seen) < 2:
             raise ConnectionError("database briefly away")
@@ -63,6 +64,7 @@ async def test_transient_failure_is_retried_then_handled(nats_url: str) -> None:
 async def test_poison_and_exhausted_messages_are_dead_lettered(nats_url: str) -> None:
     handled = asyncio.Event()
 
+    @typed(WorkflowQueued)
     async def handler(event: WorkflowQueued) -> None:
         if event.reason == "never":
             raise Permanent("this workflow can never be queued")
@@ -82,6 +84,7 @@ async def test_poison_and_exhausted_messages_are_dead_lettered(nats_url: str) ->
 
 
 async def test_permanent_failure_records_its_reason(nats_url: str) -> None:
+    @typed(WorkflowQueued)
     async def handler(event: WorkflowQueued) -> None:
         raise Permanent("this workflow can never be queued")
 

@@ -7,6 +7,7 @@ import pytest
 from aiop.contracts.queries import WorkflowReport, WorkflowView
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
+from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
 from aiop.gateway.domain.status import encode_status
 from aiop.gateway.domain.submission import (
@@ -112,3 +113,20 @@ async def test_token_exchange_checks_its_body_first(client: httpx.AsyncClient) -
     assert (await client.post("/v1/tokens", content=b"{")).status_code == 400
     assert (await client.post("/v1/tokens", json={"key": 1})).status_code == 422
     assert (await client.post("/v1/tokens", content=b"x" * 2000)).status_code == 413
+
+
+def test_grants_expire_and_only_grants_are_kept() -> None:
+    now = [100.0]
+    grants = Grants(ttl=5.0, capacity=2, clock=lambda: now[0])
+    key = ("alice", "default", "workflow:submit")
+    assert not grants.allows(key)
+    grants.grant(key)
+    assert grants.allows(key)
+    assert not grants.allows(("alice", "other", "workflow:submit"))
+    now[0] += 5.0
+    assert not grants.allows(key)  # expired: auth is asked again
+    grants.grant(("a", "p", "x"))
+    grants.grant(("b", "p", "x"))
+    grants.grant(("c", "p", "x"))  # over capacity: the old ones are forgotten
+    assert grants.allows(("c", "p", "x"))
+    assert not grants.allows(("a", "p", "x"))

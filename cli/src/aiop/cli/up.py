@@ -54,6 +54,61 @@ async def _dev_token(nc: nats.NATS, key_file: Path) -> TokenReply:
     return msgspec.json.decode(body, type=TokenReply)
 
 
+
+class MigrationFailed(RuntimeError):
+    """``python -m aiop.task_manager migrate`` exited non-zero; its output is the message."""
+
+
+async def launch_services(
+    nc: nats.NATS,
+    state: Path,
+    nats_url: str,
+    database_url: str,
+    gateway_url: str,
+    say: Callable[[str], None],
+    *,
+    replicas: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> Supervisor:
+    """Streams, migrations, then the six services supervised; returns once all answer pings.
+
+    ``aiop up`` calls this with its own NATS and PostgreSQL; the fault suite calls it with
+    servers it kills and restarts (or a three-node cluster, with ``replicas=3``).
+    """
+    await ensure_streams(nc.jetstream(), replicas)
+    migrate = subprocess.run(  # noqa: ASYNC221 - before anything else runs
+        [sys.executable, "-m", "aiop.task_manager", "migrate"],
+        env={**os.environ, "AIOP_DATABASE_URL": database_url}, capture_output=True, text=True,
+    )  # fmt: skip
+    if migrate.returncode != 0:
+        raise MigrationFailed(migrate.stdout + migrate.stderr)
+    env = {
+        "AIOP_NATS_URL": nats_url,
+        "AIOP_DATABASE_URL": database_url,
+        "AIOP_TRACE_DIR": str(state / "traces"),
+        "AIOP_AUTH_DIR": str(state / "auth"),
+        "AIOP_AUTH_DEV_KEY_FILE": str(state / "dev-api-key"),
+        "AIOP_WORK_DIR": str(state / "work"),
+        "AIOP_GATEWAY_PORT": gateway_url.rsplit(":", 1)[1],
+        "AIOP_STREAM_REPLICAS": str(replicas),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    supervisor = Supervisor(
+        [ServiceProcess(n, m, env, state / "logs" / f"{n}.log") for n, m in SERVICES.items()],
+        report=say,
+    )
+    await supervisor.start()
+    try:
+        for name in SERVICES:
+            await wait_ready(nc, name, timeout=60)
+            say(f"ready         {name}")
+    except BaseException:
+        await supervisor.stop()
+        raise
+    return supervisor
+
+
 async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -> int:
     began = time.monotonic()
     state = root / STATE_DIR
@@ -67,34 +122,14 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
     nc: nats.NATS | None = None
     try:
         nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1)
-        await ensure_streams(nc.jetstream())
-        migrate = subprocess.run(  # noqa: ASYNC221 - before anything else runs
-            [sys.executable, "-m", "aiop.task_manager", "migrate"],
-            env={**os.environ, "AIOP_DATABASE_URL": postgres.url}, capture_output=True, text=True,
-        )  # fmt: skip
-        if migrate.returncode != 0:
-            say(f"migrations failed:\n{migrate.stdout}{migrate.stderr}")
+        gateway_url = f"http://127.0.0.1:{_gateway_port(gateway_port)}"
+        try:
+            supervisor = await launch_services(
+                nc, state, nats_server.url, postgres.url, gateway_url, say
+            )
+        except MigrationFailed as exc:
+            say(f"migrations failed:\n{exc}")
             return 1
-        port = _gateway_port(gateway_port)
-        gateway_url = f"http://127.0.0.1:{port}"
-        env = {
-            "AIOP_NATS_URL": nats_server.url,
-            "AIOP_DATABASE_URL": postgres.url,
-            "AIOP_TRACE_DIR": str(state / "traces"),
-            "AIOP_AUTH_DIR": str(state / "auth"),
-            "AIOP_AUTH_DEV_KEY_FILE": str(state / "dev-api-key"),
-            "AIOP_WORK_DIR": str(state / "work"),
-            "AIOP_GATEWAY_PORT": str(port),
-            "PYTHONUNBUFFERED": "1",
-        }
-        supervisor = Supervisor(
-            [ServiceProcess(n, m, env, state / "logs" / f"{n}.log") for n, m in SERVICES.items()],
-            report=say,
-        )
-        await supervisor.start()
-        for name in SERVICES:
-            await wait_ready(nc, name, timeout=60)
-            say(f"ready         {name}")
         token = await _dev_token(nc, state / "dev-api-key")
         Stack(
             gateway_url=gateway_url,

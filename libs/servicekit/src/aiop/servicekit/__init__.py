@@ -1,7 +1,7 @@
 """What every AIOP service shares, wired the same way in each: settings, tracing, the
 broker with AIOP's delivery policy, event publishing, stream setup and readiness."""
 
-from aiop.servicekit.bus import EventBus, make_broker
+from aiop.servicekit.bus import EventBus, make_broker, typed
 from aiop.servicekit.delivery import DeliveryPolicy, Permanent, durable_consumer
 from aiop.servicekit.settings import ServiceSettings
 from aiop.servicekit.streams import ensure_streams
@@ -16,4 +16,5 @@ __all__ = [
     "ensure_streams",
     "make_broker",
     "setup_tracing",
+    "typed",
 ]

@@ -15,7 +15,13 @@ from aiop.dagger_executor.adapters.selection import select_runner
 from aiop.dagger_executor.domain.naming import executor_id
 from aiop.dagger_executor.executor import Executor, Identity
 from aiop.dagger_executor.run import RunContext
-from aiop.servicekit import DeliveryPolicy, ServiceSettings, durable_consumer, make_broker
+from aiop.servicekit import (
+    DeliveryPolicy,
+    ServiceSettings,
+    durable_consumer,
+    make_broker,
+    typed,
+)
 from aiop.servicekit import setup_tracing as tracing
 from aiop.servicekit.app import configure_logging, service_app
 
@@ -50,6 +56,7 @@ def build_app(settings: ExecutorSettings) -> FastStream:
 
     @durable_consumer(broker, f"aiop.workflow.requested.v1.{pool}.>", f"executor-{pool}",
                       policy=policy)  # fmt: skip
+    @typed(WorkflowRequested)
     async def on_requested(event: WorkflowRequested) -> None:
         await executor.on_requested(event)
 

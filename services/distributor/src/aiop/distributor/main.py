@@ -4,6 +4,12 @@ import asyncio
 
 from faststream import FastStream
 
+from aiop.contracts.events import (
+    ExecutorHeartbeat,
+    WorkflowAccepted,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
 from aiop.contracts.subjects import HEARTBEAT_ALL
 from aiop.distributor.dispatcher import Distributor
 from aiop.distributor.handlers import Handlers
@@ -13,6 +19,7 @@ from aiop.servicekit import (
     durable_consumer,
     make_broker,
     setup_tracing,
+    typed,
 )
 from aiop.servicekit.app import service_app
 
@@ -33,16 +40,16 @@ def build_app(settings: DistributorSettings) -> FastStream:
         bus, settings.heartbeat_interval_s, settings.dispatch_tick_s, settings.stream_replicas
     )
     on = Handlers(distributor)
-    broker.subscriber(HEARTBEAT_ALL)(on.heartbeat)  # core NATS: stale liveness is worthless
-    durable_consumer(broker, "aiop.workflow.accepted.v1.>", "distributor-accepted", policy=POLICY)(
-        on.accepted
-    )
-    durable_consumer(
-        broker, "aiop.workflow.completed.v1.>", "distributor-completed", policy=POLICY
-    )(on.completed)
-    durable_consumer(broker, "aiop.workflow.failed.v1.>", "distributor-failed", policy=POLICY)(
-        on.failed
-    )
+    # core NATS: stale liveness is worthless
+    broker.subscriber(HEARTBEAT_ALL)(typed(ExecutorHeartbeat)(on.heartbeat))
+    for what, event, handler in [
+        ("accepted", WorkflowAccepted, on.accepted),
+        ("completed", WorkflowCompleted, on.completed),
+        ("failed", WorkflowFailed, on.failed),
+    ]:
+        durable_consumer(broker, f"{event.TYPE}.>", f"distributor-{what}", policy=POLICY)(
+            typed(event)(handler)
+        )  # type: ignore[arg-type]
 
     async def on_ready() -> None:
         await distributor.start(broker.connection.jetstream())

@@ -8,6 +8,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
+from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit.bus import EventBus
@@ -21,6 +22,7 @@ class Gateway:
     max_body_bytes: int
     verifier: TokenVerifier = field(init=False)
     recent: RecentSubmissions = field(default_factory=RecentSubmissions)
+    grants: Grants = field(default_factory=Grants)
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.broker.connection)

@@ -130,12 +130,16 @@ def _resolve_view(
 
 async def _authorize_submit(gw: Gateway, principal: str, project: str) -> None:
     ask = AuthorizeRequest(principal=principal, project=project, action="workflow:submit")
+    key = (principal, project, ask.action)
+    if gw.grants.allows(key):
+        return
     try:
         decision = _authorize.decode(await rpc.request(gw.nc, AUTH_AUTHORIZE, ask))
     except QueryFailed as exc:
         raise upstream(exc, "auth") from exc
     if not decision.allowed:
         raise Problem(403, decision.reason or "not allowed", kind="forbidden")
+    gw.grants.grant(key)
 
 
 def _checked(workflow_id: str) -> str:

@@ -62,9 +62,11 @@ class Handlers:
             raise Permanent(f"task-manager does not handle {raw.subject}")
         event = decode_event(msg.body, kind)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.claim(conn, _consumer(msg), event.event_id):
+            claimed, wf = await store.claim_and_load(
+                conn, _consumer(msg), event.event_id, event.workflow_id
+            )
+            if not claimed:
                 return
-            wf = await store.load(conn, event.workflow_id)
             if wf is None:
                 log.warning("%s for unknown workflow %s: ignored", kind.TYPE, event.workflow_id)
                 return

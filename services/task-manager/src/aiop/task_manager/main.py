@@ -3,7 +3,6 @@
 import asyncio
 
 from faststream import FastStream
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
 from aiop.contracts.subjects import QUERY_WORKFLOW
 from aiop.servicekit import (
@@ -31,7 +30,6 @@ class Settings(ServiceSettings):
 
 def build(settings: Settings) -> FastStream:
     provider = setup_tracing(SERVICE, settings.trace_dir)
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     broker, _ = make_broker(SERVICE, settings.nats_url, provider)
     h = Handlers()
     for subject, what, handler in [

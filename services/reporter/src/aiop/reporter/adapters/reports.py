@@ -2,10 +2,14 @@
 
 The workflow and step consumers write the same key concurrently, so every write is a
 compare-and-set on the revision read (``kv.update(last=...)``), retried on conflict.
+The last state this process wrote is kept in memory and used as the read: a stale copy
+(another reporter wrote since) only costs a failed compare-and-set and a real read, and
+saving the read halves the reporter's NATS round trips per event.
 """
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 import msgspec
@@ -20,6 +24,7 @@ from aiop.reporter.domain import ReportState
 log = logging.getLogger("aiop.reporter.reports")
 
 MAX_CONFLICTS = 20
+CACHED_REPORTS = 4096  # recent workflows; older ones are read from the bucket
 _decoder = msgspec.json.Decoder(ReportState)
 
 
@@ -29,6 +34,7 @@ class ReportStore:
         self._replicas = replicas
         self._kv: KeyValue | None = None
         self._lock = asyncio.Lock()
+        self._written: OrderedDict[str, tuple[ReportState, int]] = OrderedDict()
 
     async def bucket(self) -> KeyValue:
         """The bucket, created on first use if missing (creating an identical one is a no-op)."""
@@ -67,17 +73,28 @@ class ReportStore:
         """Read, apply, write back if changed; start over if someone else wrote in between."""
         kv = await self.bucket()
         for _ in range(MAX_CONFLICTS):
-            old, revision = await self.get(workflow_id)
+            known = self._written.pop(workflow_id, None)
+            old, revision = known if known is not None else await self.get(workflow_id)
             new = apply(old)
             if new == old:
+                if known is not None:
+                    self._remember(workflow_id, known)
                 return new  # a duplicate or late event: nothing to write
             try:
+                value = msgspec.json.encode(new)
                 if revision == 0:
-                    await kv.create(workflow_id, msgspec.json.encode(new))
+                    written = await kv.create(workflow_id, value)
                 else:
-                    await kv.update(workflow_id, msgspec.json.encode(new), last=revision)
-                return new
+                    written = await kv.update(workflow_id, value, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError:
                 log.debug("report %s changed concurrently, retrying", workflow_id)
+                continue
+            self._remember(workflow_id, (new, written))
+            return new
         # Raising NAKs the event; its redelivery tries again later.
         raise RuntimeError(f"report {workflow_id}: {MAX_CONFLICTS} write conflicts in a row")
+
+    def _remember(self, workflow_id: str, entry: tuple[ReportState, int]) -> None:
+        self._written[workflow_id] = entry
+        if len(self._written) > CACHED_REPORTS:
+            self._written.popitem(last=False)

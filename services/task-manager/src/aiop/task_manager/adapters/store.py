@@ -48,21 +48,38 @@ async def insert_workflow(
     return True
 
 
-async def load(conn: Conn, workflow_id: str) -> Workflow | None:
-    """The workflow, locked until the transaction ends: events of one workflow arrive on
-    several consumers at once, and each must fold onto the state the previous one left."""
+_WORKFLOW_FIELDS = "id, state, attempt, reason, pool, executor_id, started_at, finished_at"
+
+
+async def claim_and_load(
+    conn: Conn, consumer: str, event_id: str, workflow_id: str
+) -> tuple[bool, Workflow | None]:
+    """Record the event in the inbox and lock its workflow, in one round trip: (claimed,
+    the workflow or None). Events of one workflow arrive on several consumers at once;
+    the row lock makes each fold onto the state the previous one left."""
     row = await conn.fetchrow(
-        "select id, state, attempt, reason, pool, executor_id, started_at, finished_at"
-        " from workflows where id = $1 for update",
-        workflow_id,
-    )
-    if row is None:
-        return None
+        "with claimed as (insert into inbox (consumer, event_id) values ($2, $3)"
+        " on conflict do nothing returning true)"
+        " select (select true from claimed) as claimed, w.*"
+        " from (select id, state, attempt, reason, pool, executor_id, started_at, finished_at"
+        " from workflows where id = $1 for update) w"
+        " right join (select 1) one on true",
+        workflow_id, consumer, event_id,
+    )  # fmt: skip
+    assert row is not None  # the right join always yields one row
+    if not row["claimed"]:
+        return False, None
+    if row["id"] is None:
+        return True, None
+    return True, await _with_steps(conn, {k: row[k] for k in _WORKFLOW_FIELDS.split(", ")})
+
+
+async def _with_steps(conn: Conn, workflow: dict[str, Any]) -> Workflow:
     steps = await conn.fetch(
-        "select * from steps where workflow_id = $1 order by position", workflow_id
+        "select * from steps where workflow_id = $1 order by position", workflow["id"]
     )
     return Workflow(
-        **dict(row),
+        **workflow,
         steps=tuple(
             Step(name=s["name"], needs=tuple(s["needs"]), **{f: s[f] for f in _STEP_FIELDS})
             for s in steps
@@ -71,21 +88,24 @@ async def load(conn: Conn, workflow_id: str) -> Workflow | None:
 
 
 async def save(conn: Conn, old: Workflow, new: Workflow) -> None:
-    """Write what changed from ``old`` to ``new``."""
-    await conn.execute(
-        "update workflows set state = $2, attempt = $3, reason = $4, pool = $5,"
-        " executor_id = $6, started_at = $7, finished_at = $8, updated_at = now()"
-        " where id = $1",
-        new.id, new.state, new.attempt, new.reason, new.pool, new.executor_id,
-        new.started_at, new.finished_at,
-    )  # fmt: skip
+    """Write what changed from ``old`` to ``new``, in one statement."""
     changed = [s for s, before in zip(new.steps, old.steps, strict=True) if s != before]
-    await conn.executemany(
-        "update steps set state = $3, attempt = $4, exit_code = $5, started_at = $6,"
-        " finished_at = $7, duration_s = $8, error = $9, output_tail = $10"
-        " where workflow_id = $1 and name = $2",
-        [(new.id, s.name, *(getattr(s, f) for f in _STEP_FIELDS)) for s in changed],
-    )
+    columns = [[getattr(s, f) for s in changed] for f in ("name", *_STEP_FIELDS)]
+    await conn.execute(
+        "with wf as (update workflows set state = $2, attempt = $3, reason = $4, pool = $5,"
+        " executor_id = $6, started_at = $7, finished_at = $8, updated_at = now()"
+        " where id = $1)"
+        " update steps set state = u.state, attempt = u.attempt, exit_code = u.exit_code,"
+        " started_at = u.started_at, finished_at = u.finished_at, duration_s = u.duration_s,"
+        " error = u.error, output_tail = u.output_tail"
+        " from unnest($9::text[], $10::text[], $11::int[], $12::int[], $13::timestamptz[],"
+        " $14::timestamptz[], $15::float8[], $16::text[], $17::text[])"
+        " as u(name, state, attempt, exit_code, started_at, finished_at, duration_s, error,"
+        " output_tail)"
+        " where steps.workflow_id = $1 and steps.name = u.name",
+        new.id, new.state, new.attempt, new.reason, new.pool, new.executor_id,
+        new.started_at, new.finished_at, *columns,
+    )  # fmt: skip
 
 
 async def view(conn: Conn, workflow_id: str) -> WorkflowView | None:
