@@ -45,13 +45,15 @@ class Handlers:
             else WorkflowAccepted(workflow_id=wf.id, spec=event.spec)
         )
         row = outbox.outbox_row(answer)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.claim(conn, _consumer(msg), event.event_id):
-                return
-            if not await store.insert_workflow(conn, wf, event.spec, _trace_id()):
-                log.warning("workflow %s submitted again; the first submission stands", wf.id)
-                return
-            await outbox.add(conn, row)
+        async with self.pool.acquire() as conn:
+            claimed, created = await store.accept(
+                conn, _consumer(msg), event.event_id, wf, event.spec, _trace_id(), row
+            )
+        if not claimed:
+            return
+        if not created:
+            log.warning("workflow %s submitted again; the first submission stands", wf.id)
+            return
         await self.outbox.publish_now([row])
 
     async def on_event(self, msg: NatsMessage) -> None:

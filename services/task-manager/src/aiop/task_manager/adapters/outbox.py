@@ -21,7 +21,6 @@ from opentelemetry import propagate, trace
 from aiop.contracts.envelope import encode_event
 from aiop.contracts.events import Event
 from aiop.contracts.subjects import STREAM_EVENTS
-from aiop.task_manager.adapters import Conn
 
 log = logging.getLogger("aiop.task_manager.outbox")
 tracer = trace.get_tracer("aiop.task_manager.outbox")
@@ -46,16 +45,6 @@ def outbox_row(event: Event) -> OutboxRow:
     headers = dict(envelope.headers)
     propagate.inject(headers)
     return OutboxRow(event.event_id, envelope.subject, headers, envelope.body)
-
-
-async def add(conn: Conn, row: OutboxRow) -> None:
-    await conn.execute(
-        "insert into outbox (id, subject, headers, body) values ($1, $2, $3::jsonb, $4)",
-        row.id,
-        row.subject,
-        json.dumps(row.headers),
-        row.body,
-    )
 
 
 class Outbox:

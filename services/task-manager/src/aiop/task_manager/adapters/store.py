@@ -1,6 +1,7 @@
 """Workflows, steps and the inbox in PostgreSQL. Every function runs on the caller's
 connection, so the caller decides the transaction (effect + inbox row together)."""
 
+import json
 from typing import Any
 
 import msgspec
@@ -8,6 +9,7 @@ import msgspec
 from aiop.contracts.queries import StepView, WorkflowView
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.task_manager.adapters import Conn
+from aiop.task_manager.adapters.outbox import OutboxRow
 from aiop.task_manager.domain import Step, Workflow
 
 _STEP_FIELDS = (
@@ -16,36 +18,49 @@ _STEP_FIELDS = (
 )  # fmt: skip
 
 
-async def claim(conn: Conn, consumer: str, event_id: str) -> bool:
-    """Record that ``consumer`` handles ``event_id``; False if it already has (redelivery)."""
-    inserted = await conn.fetchval(
-        "insert into inbox (consumer, event_id) values ($1, $2)"
-        " on conflict do nothing returning true",
-        consumer,
-        event_id,
-    )
-    return bool(inserted)
+async def accept(
+    conn: Conn,
+    consumer: str,
+    event_id: str,
+    wf: Workflow,
+    spec: WorkflowSpec,
+    trace_id: str | None,
+    answer: OutboxRow,
+) -> tuple[bool, bool]:
+    """Claim the submission, store the workflow with its steps and queue ``answer`` in the
+    outbox: one statement, so one round trip and atomic without BEGIN/COMMIT.
 
-
-async def insert_workflow(
-    conn: Conn, wf: Workflow, spec: WorkflowSpec, trace_id: str | None
-) -> bool:
-    """Store a new workflow and its steps; False if the id is already taken."""
-    created = await conn.fetchval(
-        "insert into workflows (id, name, project, spec, state, reason, attempt, trace_id)"
-        " values ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)"
-        " on conflict (id) do nothing returning true",
+    Returns (claimed, created): not claimed is a redelivery; claimed but not created
+    means the workflow id was already taken, and nothing but the inbox row was written.
+    """
+    steps = [
+        {"name": s.name, "needs": list(s.needs), "state": s.state, "attempt": s.attempt}
+        for s in wf.steps
+    ]
+    row = await conn.fetchrow(
+        "with claimed as (insert into inbox (consumer, event_id) values ($1, $2)"
+        "   on conflict do nothing returning true),"
+        " created as (insert into workflows"
+        "   (id, name, project, spec, state, reason, attempt, trace_id)"
+        "   select $3, $4, $5, $6::jsonb, $7, $8, $9, $10 where exists (select from claimed)"
+        "   on conflict (id) do nothing returning id),"
+        " stored_steps as (insert into steps (workflow_id, position, name, needs, state, attempt)"
+        "   select $3, e.position - 1, e.step->>'name',"
+        "     array(select jsonb_array_elements_text(e.step->'needs')),"
+        "     e.step->>'state', (e.step->>'attempt')::int"
+        "   from jsonb_array_elements($11::jsonb) with ordinality as e(step, position)"
+        "   where exists (select from created)),"
+        " queued as (insert into outbox (id, subject, headers, body)"
+        "   select $12, $13, $14::jsonb, $15 where exists (select from created))"
+        " select exists (select from claimed) as claimed,"
+        "   exists (select from created) as created",
+        consumer, event_id,
         wf.id, spec.name, spec.project, msgspec.json.encode(spec).decode(), wf.state,
-        wf.reason, wf.attempt, trace_id,
+        wf.reason, wf.attempt, trace_id, msgspec.json.encode(steps).decode(),
+        answer.id, answer.subject, json.dumps(answer.headers), answer.body,
     )  # fmt: skip
-    if not created:
-        return False
-    await conn.executemany(
-        "insert into steps (workflow_id, position, name, needs, state, attempt)"
-        " values ($1, $2, $3, $4, $5, $6)",
-        [(wf.id, i, s.name, list(s.needs), s.state, s.attempt) for i, s in enumerate(wf.steps)],
-    )
-    return True
+    assert row is not None
+    return bool(row["claimed"]), bool(row["created"])
 
 
 _WORKFLOW_FIELDS = "id, state, attempt, reason, pool, executor_id, started_at, finished_at"
