@@ -139,9 +139,21 @@ class Distributor:
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self.step()
+                if await self._hearing():
+                    await self.step()
             except Exception:  # NATS briefly away: the next tick retries from KV state
                 log.exception("dispatch step failed")
+
+    async def _hearing(self) -> bool:
+        """Whether NATS answers us now. While it does not (restart, SIGSTOP), no heartbeat
+        can reach us either, so their silence proves no executor dead: as at startup, wait
+        for heartbeats again before resending or queueing anything."""
+        try:
+            await self.bus.broker.connection.flush(timeout=1.0)
+            return True
+        except Exception:
+            self._settled_at = self.clock() + 1.5 * self.interval
+            return False
 
     async def step(self) -> None:
         now = self.clock()

@@ -20,13 +20,12 @@ from opentelemetry import propagate, trace
 
 from aiop.contracts.envelope import encode_event
 from aiop.contracts.events import Event
-from aiop.contracts.subjects import STREAM_EVENTS
+from aiop.servicekit.bus import publish_raw
 
 log = logging.getLogger("aiop.task_manager.outbox")
 tracer = trace.get_tracer("aiop.task_manager.outbox")
 
 SOURCE = "aiop/task-manager"
-PUBLISH_TIMEOUT = 5.0
 BATCH = 100
 
 
@@ -127,13 +126,7 @@ class Outbox:
         # Continue the stored trace, not whatever happens to be current (the relay loop).
         ctx = propagate.extract(row.headers)
         with tracer.start_as_current_span(f"outbox publish {row.subject}", context=ctx):
-            await self.broker.publish(
-                row.body,
-                row.subject,
-                headers=dict(row.headers),
-                stream=STREAM_EVENTS,
-                timeout=PUBLISH_TIMEOUT,
-            )
+            await publish_raw(self.broker, row.subject, row.body, dict(row.headers))
 
     async def _mark_published(self, ids: list[str]) -> None:
         async with self.pool.acquire() as conn:
