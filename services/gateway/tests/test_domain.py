@@ -4,9 +4,10 @@ import httpx
 import msgspec
 import pytest
 
-from aiop.contracts.queries import WorkflowReport, WorkflowView
+from aiop.contracts.queries import StepView, WorkflowReport, WorkflowView
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
+from aiop.gateway.domain.finished import FinishedWorkflows, is_final
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
 from aiop.gateway.domain.status import encode_status
@@ -130,3 +131,23 @@ def test_grants_expire_and_only_grants_are_kept() -> None:
     grants.grant(("c", "p", "x"))  # over capacity: the old ones are forgotten
     assert grants.allows(("c", "p", "x"))
     assert not grants.allows(("a", "p", "x"))
+
+
+def _view(state: str, step_state: str) -> WorkflowView:
+    step = StepView(name="a", state=step_state, needs=[], attempt=1)
+    return WorkflowView(workflow_id="wf", name="n", project="p", state=state, steps=[step])
+
+
+def test_only_a_settled_workflow_is_final() -> None:
+    done = WorkflowReport(workflow_id="wf", outcome="succeeded", steps_total=1, steps_succeeded=1)
+    assert is_final(_view("succeeded", "succeeded"), done)
+    assert not is_final(_view("running", "running"), done)  # not terminal yet
+    assert not is_final(_view("succeeded", "running"), done)  # last step event not folded
+    assert not is_final(_view("succeeded", "succeeded"), None)  # reporter did not answer
+    behind = WorkflowReport(workflow_id="wf", outcome="succeeded", steps_total=1)
+    assert not is_final(_view("succeeded", "succeeded"), behind)  # reporter still folding
+    finished = FinishedWorkflows(capacity=1)
+    finished.keep("wf1", "p", b"{}")
+    finished.keep("wf2", "p", b"{}")
+    assert finished.get("wf1") is None
+    assert finished.get("wf2") == ("p", b"{}")

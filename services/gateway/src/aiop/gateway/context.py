@@ -8,6 +8,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
+from aiop.gateway.domain.finished import FinishedWorkflows
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
 from aiop.gateway.problems import Problem, unauthorized
@@ -23,6 +24,7 @@ class Gateway:
     verifier: TokenVerifier = field(init=False)
     recent: RecentSubmissions = field(default_factory=RecentSubmissions)
     grants: Grants = field(default_factory=Grants)
+    finished: FinishedWorkflows = field(default_factory=FinishedWorkflows)
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.broker.connection)

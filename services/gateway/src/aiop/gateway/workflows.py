@@ -25,6 +25,7 @@ from aiop.contracts.subjects import (
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated, read_body, upstream
+from aiop.gateway.domain.finished import is_final
 from aiop.gateway.domain.status import encode_status
 from aiop.gateway.domain.submission import (
     BadShape,
@@ -75,6 +76,11 @@ def router(gw: Gateway) -> APIRouter:
     @api.get("/{workflow_id}")
     async def status(workflow_id: str, caller: Caller) -> Response:
         query = WorkflowQuery(workflow_id=_checked(workflow_id))
+        if (finished := gw.finished.get(workflow_id)) is not None:
+            project, body = finished
+            if project not in caller.projects:
+                raise _not_found(workflow_id)
+            return Response(body, media_type=JSON)
         view_reply, report_reply = await asyncio.gather(
             rpc.request(gw.nc, QUERY_WORKFLOW, query),
             rpc.request(gw.nc, QUERY_REPORT, query),
@@ -83,7 +89,11 @@ def router(gw: Gateway) -> APIRouter:
         view = _resolve_view(gw, workflow_id, view_reply)
         if view is None or view.project not in caller.projects:
             raise _not_found(workflow_id)  # another project's workflow is not even named
-        return Response(encode_status(view, _valid_report(report_reply)), media_type=JSON)
+        report = _valid_report(report_reply)
+        body = encode_status(view, report[1] if report else None)
+        if is_final(view, report[0] if report else None):
+            gw.finished.keep(workflow_id, view.project, body)
+        return Response(body, media_type=JSON)
 
     @api.get("/{workflow_id}/report")
     async def report(workflow_id: str, caller: Caller) -> Response:
@@ -153,12 +163,12 @@ def _not_found(workflow_id: str) -> Problem:
     return Problem(404, f"no workflow {workflow_id}", kind="not-found")
 
 
-def _valid_report(reply: bytes | BaseException) -> bytes | None:
-    """reporter's JSON if it answered with a report; the status is useful without it."""
+def _valid_report(reply: bytes | BaseException) -> tuple[WorkflowReport, bytes] | None:
+    """reporter's report and its JSON if it answered with one; the status is useful
+    without it."""
     if isinstance(reply, BaseException):
         return None
     try:
-        _report.decode(reply)
+        return _report.decode(reply), reply
     except msgspec.DecodeError:
         return None
-    return reply
