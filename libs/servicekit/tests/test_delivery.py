@@ -5,7 +5,7 @@ import asyncio
 import msgspec
 import nats
 import pytest
-from faststream.nats import NatsMessage
+from nats.aio.msg import Msg
 
 from aiop.contracts import DeadLetterRecorded, WorkflowQueued
 from aiop.contracts.envelope import decode_event
@@ -46,9 +46,9 @@ async def test_transient_failure_is_retried_then_handled(nats_url: str) -> None:
     seen: list[int] = []
     done = asyncio.Event()
 
-    async def handler(msg: NatsMessage) -> None:
-        decode_event(msg.body, WorkflowQueued)
-        seen.append(msg.raw_message.metadata.num_delivered)
+    async def handler(msg: Msg) -> None:
+        decode_event(msg.data, WorkflowQueued)
+        seen.append(msg.metadata.num_delivered)
         if len(seen) < 2:
             raise ConnectionError("database briefly away")
         done.set()

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
+from aiop.servicekit.consumer import start_consumers, stop_consumers
 from aiop.servicekit.rpc import Handler, serve
 from aiop.servicekit.settings import ServiceSettings
 from aiop.servicekit.streams import ensure_streams
@@ -39,10 +40,15 @@ def service_app(
 
     @app.after_startup
     async def ready() -> None:
+        await start_consumers(broker)
         if on_ready is not None:
             await on_ready()
         # Registered last: answering a ping means every consumer is already running.
         await serve(broker.connection, service, endpoints)
+
+    @app.on_shutdown  # first: in-flight handlers finish before on_stop closes their stores
+    async def drain() -> None:
+        await stop_consumers(broker)
 
     if on_stop is not None:
         app.on_shutdown(on_stop)

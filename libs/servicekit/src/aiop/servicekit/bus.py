@@ -15,12 +15,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from aiop.contracts.envelope import decode_event, encode_event
 from aiop.contracts.events import DeadLetterRecorded, Event, dead_letter_id
 from aiop.contracts.subjects import STREAM_SUBJECTS
-from aiop.servicekit.delivery import delivery_middleware
+from aiop.servicekit.consumer import attach_bus
 
 log = logging.getLogger("aiop.bus")
 
 E = TypeVar("E", bound=Event)
-MessageHandler = Callable[[NatsMessage], Awaitable[None]]
+MessageHandler = Callable[[Msg | NatsMessage], Awaitable[None]]
 
 PUBLISH_TIMEOUT = 5.0
 
@@ -98,13 +98,15 @@ async def _the_message(msg: NatsMessage) -> NatsMessage:
 
 
 def typed(as_type: type[E]) -> Callable[[Callable[[E], Awaitable[None]]], MessageHandler]:
-    """A handler of ``as_type`` events as a broker handler; an undecodable body raises
-    UndecodableEvent, which the delivery policy dead-letters."""
+    """A handler of ``as_type`` events as a message handler (a JetStream ``Msg`` from a
+    durable consumer, or FastStream's NatsMessage from a core subscription); an
+    undecodable body raises UndecodableEvent, which the delivery policy dead-letters."""
 
     def wrap(handler: Callable[[E], Awaitable[None]]) -> MessageHandler:
         @functools.wraps(handler)
-        async def on_message(msg: NatsMessage) -> None:
-            await handler(decode_event(msg.body, as_type))
+        async def on_message(msg: Msg | NatsMessage) -> None:
+            body = msg.data if isinstance(msg, Msg) else msg.body
+            await handler(decode_event(body, as_type))
 
         return on_message
 
@@ -116,7 +118,9 @@ def make_broker(
 ) -> tuple[NatsBroker, EventBus]:
     """A NatsBroker with tracing and AIOP's delivery policy, and its EventBus."""
     broker = NatsBroker(
-        nats_url,
+        # AIOP_NATS_URL may list a cluster's nodes, comma-separated: the client then
+        # reconnects to another node when the one it uses goes away.
+        [url.strip() for url in nats_url.split(",") if url.strip()],
         name=service,
         serializer=MsgSpecSerializer(),
         # Handlers take the NatsMessage itself and decode with aiop.contracts: resolving a
@@ -132,8 +136,8 @@ def make_broker(
         **kwargs,
     )
     bus = EventBus(broker, source=f"aiop/{service}")
-    # Order matters: the telemetry span wraps delivery, so a dead-letter publish and
-    # NAK happen inside the consume span and carry its trace context.
+    # Core NATS subscriptions (heartbeats, advisories) go through FastStream and are
+    # traced by its middleware; durable consumers trace themselves (consumer.py).
     broker.add_middleware(NatsTelemetryMiddleware(tracer_provider=tracer_provider))
-    broker.add_middleware(delivery_middleware(bus))
+    attach_bus(broker, bus)
     return broker, bus

@@ -148,8 +148,10 @@ class Distributor:
         """Whether NATS answers us now. While it does not (restart, SIGSTOP), no heartbeat
         can reach us either, so their silence proves no executor dead: as at startup, wait
         for heartbeats again before resending or queueing anything."""
+        # A request, not flush(timeout): a PONG arriving after a flush timed out kills
+        # nats-py's read loop (InvalidStateError), leaving a connection that hears nothing.
         try:
-            await self.bus.broker.connection.flush(timeout=1.0)
+            await self.bus.broker.connection.request("$JS.API.INFO", b"", timeout=1.0)
             return True
         except Exception:
             self._settled_at = self.clock() + 1.5 * self.interval

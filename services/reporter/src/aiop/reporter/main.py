@@ -25,14 +25,13 @@ def build_app(settings: ServiceSettings) -> FastStream:
     store = ReportStore(lambda: broker.connection.jetstream(), settings.stream_replicas)
     reporter = Reporter(store, bus)
 
-    async def on_event(msg: NatsMessage) -> None:
-        await reporter.on_event(msg.raw_message)
-
     async def on_advisory(msg: NatsMessage) -> None:
         await reporter.on_advisory(msg.raw_message)
 
-    durable_consumer(broker, "aiop.workflow.>", "reporter-workflow", policy=POLICY)(on_event)
-    durable_consumer(broker, "aiop.step.>", "reporter-step", policy=POLICY)(on_event)
+    durable_consumer(broker, "aiop.workflow.>", "reporter-workflow", policy=POLICY)(
+        reporter.on_event
+    )
+    durable_consumer(broker, "aiop.step.>", "reporter-step", policy=POLICY)(reporter.on_event)
     # Core NATS: advisories are not stored. The queue group gives each to one reporter.
     broker.subscriber(MAX_DELIVERIES, queue=SERVICE)(on_advisory)
     broker.subscriber(MSG_TERMINATED, queue=SERVICE)(on_advisory)

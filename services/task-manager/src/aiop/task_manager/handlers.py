@@ -5,7 +5,7 @@ import logging
 
 import asyncpg
 import msgspec
-from faststream.nats import NatsMessage
+from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from aiop.contracts.envelope import decode_event, event_type_of
@@ -32,8 +32,8 @@ class Handlers:
     pool: asyncpg.Pool
     outbox: outbox.Outbox
 
-    async def on_submitted(self, msg: NatsMessage) -> None:
-        event = decode_event(msg.body, WorkflowSubmitted)
+    async def on_submitted(self, msg: Msg) -> None:
+        event = decode_event(msg.data, WorkflowSubmitted)
         try:
             check_token(event.workflow_id, "workflow id")
         except InvalidToken as exc:  # no subject could carry an answer about it
@@ -56,13 +56,12 @@ class Handlers:
             return
         await self.outbox.publish_now([row])
 
-    async def on_event(self, msg: NatsMessage) -> None:
+    async def on_event(self, msg: Msg) -> None:
         """Any other workflow or step event: fold it onto the stored workflow."""
-        raw = msg.raw_message
-        kind = event_type_of(raw.subject, dict(raw.headers or {}))
+        kind = event_type_of(msg.subject, dict(msg.headers or {}))
         if kind is None or not issubclass(kind, WorkflowEvent):
-            raise Permanent(f"task-manager does not handle {raw.subject}")
-        event = decode_event(msg.body, kind)
+            raise Permanent(f"task-manager does not handle {msg.subject}")
+        event = decode_event(msg.data, kind)
         async with self.pool.acquire() as conn, conn.transaction():
             claimed, wf = await store.claim_and_load(
                 conn, _consumer(msg), event.event_id, event.workflow_id
@@ -89,9 +88,9 @@ class Handlers:
         return msgspec.json.encode(view)
 
 
-def _consumer(msg: NatsMessage) -> str:
+def _consumer(msg: Msg) -> str:
     """The inbox key: the durable consumer that delivered ``msg``."""
-    return msg.raw_message.metadata.consumer or "unknown"
+    return msg.metadata.consumer or "unknown"
 
 
 def _trace_id() -> str | None:
