@@ -48,6 +48,7 @@ class DurableConsumer:
     policy: DeliveryPolicy
     handler: Handler
     _task: asyncio.Task[None] | None = None
+    _sub: JetStreamContext.PullSubscription | None = None
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
 
     def config(self) -> ConsumerConfig:
@@ -65,10 +66,10 @@ class DurableConsumer:
 
     async def start(self, nc: Client, bus: "EventBus") -> None:
         js = nc.jetstream()
-        sub = await js.pull_subscribe(
+        self._sub = await js.pull_subscribe(
             self.subject, self.durable, stream=self.stream, config=self.config()
         )
-        self._task = asyncio.create_task(self._run(sub, bus), name=f"consume {self.durable}")
+        self._task = asyncio.create_task(self._run(self._sub, bus), name=f"consume {self.durable}")
 
     async def _run(self, sub: JetStreamContext.PullSubscription, bus: "EventBus") -> None:
         slots = asyncio.Semaphore(self.policy.max_workers)
@@ -112,6 +113,11 @@ class DurableConsumer:
                 await self._task
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=STOP_GRACE)
+        if self._sub is not None:
+            # Else the connection's drain at shutdown waits out its timeout on the fetch
+            # inbox's leftover status messages, which nothing will read any more.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
 
 
 _consumers: "weakref.WeakKeyDictionary[NatsBroker, list[DurableConsumer]]" = (
