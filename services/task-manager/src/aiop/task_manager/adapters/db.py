@@ -11,14 +11,18 @@ from aiop.task_manager.adapters.migrations import migrate
 log = logging.getLogger("aiop.task_manager.db")
 
 
-async def open_pool(dsn: str, *, wait: float = 60.0, max_size: int = 20) -> asyncpg.Pool:
-    """A pool on a migrated database, waiting up to ``wait`` seconds for PostgreSQL."""
+async def open_pool(dsn: str, *, wait: float = 60.0, size: int = 10) -> asyncpg.Pool:
+    """A pool on a migrated database, waiting up to ``wait`` seconds for PostgreSQL.
+
+    All ``size`` connections open at start: memory stays flat under load instead of
+    growing with the pool (and a connection problem shows at start, not at the first
+    burst)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     delay = 0.1
     while True:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+            pool = await asyncpg.create_pool(dsn, min_size=size, max_size=size)
             async with pool.acquire() as conn:
                 await migrate(conn)
             return pool
