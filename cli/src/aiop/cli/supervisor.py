@@ -1,6 +1,7 @@
 """Runs each service as its own process and restarts it when it dies, showing the crash."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -100,7 +101,8 @@ class Supervisor:
             try:
                 await asyncio.wait_for(service.process.wait(), timeout)
             except TimeoutError:
-                service.process.kill()
+                with contextlib.suppress(ProcessLookupError):  # it exited just now after all
+                    service.process.kill()
                 await service.process.wait()
 
 

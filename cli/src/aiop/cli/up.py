@@ -54,7 +54,6 @@ async def _dev_token(nc: nats.NATS, key_file: Path) -> TokenReply:
     return msgspec.json.decode(body, type=TokenReply)
 
 
-
 class MigrationFailed(RuntimeError):
     """``python -m aiop.task_manager migrate`` exited non-zero; its output is the message."""
 

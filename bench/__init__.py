@@ -1,0 +1,1 @@
+"""AIOP benchmarks: every figure beside a raw baseline measured in the same run."""

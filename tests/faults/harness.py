@@ -1,0 +1,121 @@
+"""The six services on servers the test owns, so a test can kill, pause and restart them.
+
+``aiop up`` owns its servers; here ``launch_services`` gets NATS (one node or a
+three-node cluster) and PostgreSQL that the scenario breaks on purpose.
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import nats
+from nats.aio.client import Client
+
+from aiop.cli.supervisor import Supervisor
+from aiop.cli.up import launch_services
+from aiop.devstack import NatsServer, PostgresServer, free_port
+from aiop.servicekit.rpc import wait_ready
+
+
+@dataclass
+class Platform:
+    root: Path
+    nats: list[NatsServer]
+    postgres: PostgresServer
+    nc: Client
+    gateway_url: str
+    supervisor: Supervisor | None = None
+    token: str = ""
+    log: list[str] = field(default_factory=list)  # the supervisor's crash/restart reports
+
+    @property
+    def nats_url(self) -> str:
+        return ",".join(server.url for server in self.nats)
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def effects(self) -> Path:
+        """Each step appends ``<workflow> <step> <attempt>`` here when its effect happens."""
+        return self.root / "effects"
+
+    def pid_of(self, service: str) -> int:
+        return int((self.state / "pids" / f"{service}.pid").read_text())
+
+    async def kill_service(self, service: str, timeout: float = 60) -> None:
+        """``kill -9`` one service, then wait until the supervisor has it answering again."""
+        old = self.pid_of(service)
+        os.kill(old, signal.SIGKILL)
+        async with asyncio.timeout(timeout):
+            while self.pid_of(service) == old:  # noqa: ASYNC110 - the supervisor's only sign
+                await asyncio.sleep(0.05)
+            await wait_ready(self.nc, service, timeout)
+
+    async def ready(self, timeout: float = 60) -> None:
+        """Every service answers a ping (after a fault, before counting)."""
+        for service in ("auth", "task-manager", "distributor", "dagger-executor", "reporter"):
+            await wait_ready(self.nc, service, timeout)
+        await wait_ready(self.nc, "gateway", timeout)
+
+
+def nats_nodes(root: Path, count: int) -> list[NatsServer]:
+    if count == 1:
+        return [NatsServer(root / "nats")]
+    routes = [free_port() for _ in range(count)]
+    return [
+        NatsServer(root / f"nats{i}", name=f"n{i}", cluster=(own, [p for p in routes if p != own]))
+        for i, own in enumerate(routes)
+    ]
+
+
+async def jetstream_ready(nc: Client, timeout: float = 60) -> None:
+    """A new cluster answers JetStream requests only once it has elected a meta leader."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                await nc.jetstream().account_info()
+                return
+            except Exception:
+                await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running(root: Path, nodes: int = 1) -> AsyncIterator[Platform]:
+    servers = nats_nodes(root, nodes)
+    # Cluster nodes only listen for clients once they can; start them side by side.
+    await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+    postgres = PostgresServer(root / "pg")
+    await asyncio.to_thread(postgres.start)
+    nc = await nats.connect(
+        servers=[s.url for s in servers], max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
+    platform = Platform(root, servers, postgres, nc, f"http://127.0.0.1:{free_port()}")
+    try:
+        await jetstream_ready(nc)
+        platform.supervisor = await launch_services(
+            nc, platform.state, platform.nats_url, postgres.url, platform.gateway_url,
+            platform.log.append, replicas=3 if nodes > 1 else 1,
+        )  # fmt: skip
+        api_key = (platform.state / "dev-api-key").read_text().strip()
+        async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as http:
+            reply = await http.post("/v1/tokens", json={"api_key": api_key})
+            reply.raise_for_status()
+            platform.token = reply.json()["token"]
+        yield platform
+    finally:
+        if platform.supervisor is not None:
+            await platform.supervisor.stop()
+        with contextlib.suppress(Exception):
+            await nc.close()
+        for server in servers:
+            server.kill()  # the store is thrown away; no need for a clean shutdown
+        postgres.stop("immediate")
+        if platform.log:
+            print("supervisor:", *platform.log, sep="\n  ")
