@@ -18,6 +18,7 @@ from bench import platform as stack
 from bench.report import table
 
 RESULTS = Path(__file__).parent / "results"
+HOLDS = 3  # 60 s holds tried, stepping down through the rates that passed the search
 RATES = [10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0, 120.0, 160.0, 240.0, 320.0, 480.0, 640.0, 1000.0]
 
 
@@ -69,18 +70,25 @@ def main() -> None:
 
 
 async def _sustained(platform: stack.Platform, quick: bool) -> dict[str, object]:
-    """Find the highest passing rate in short steps, then hold it for 60 s."""
+    """Find the highest passing rate in short steps, then hold it for 60 s; if the hold
+    fails, hold the next lower passing rate (at most HOLDS times), so the figure is the
+    highest rate that held."""
     rates = RATES[:2] if quick else RATES
-    best, steps = await sustained.search(platform, rates, step_s=2.0 if quick else 8.0)
-    hold = best or rates[0]
-    before = cpu.snapshot(platform)
-    held = await sustained.run_at(platform, hold, 5.0 if quick else 60.0)
-    after = cpu.snapshot(platform)
-    return {
-        "search": steps,
-        "held": held,
-        "cpu_ms_per_workflow": cpu.per_workflow_ms(before, after, int(held["accepted"]) or 1),  # type: ignore[call-overload]
-    }
+    steps = await sustained.search(platform, rates, step_s=2.0 if quick else 8.0)
+    passing = [float(step["rate"]) for step in steps if step["passed"]]  # type: ignore[arg-type]
+    holds: list[dict[str, object]] = []
+    for rate in (passing[::-1] or [rates[0]])[:HOLDS]:
+        before = cpu.snapshot(platform)
+        held = await sustained.run_at(platform, rate, 5.0 if quick else 60.0)
+        after = cpu.snapshot(platform)
+        held["cpu_ms_per_workflow"] = cpu.per_workflow_ms(before, after, int(held["accepted"]) or 1)  # type: ignore[call-overload]
+        holds.append(held)
+        print(f"  sustained hold {rate:>8.0f}/s  p99 {held['submit_to_completed_ms']['p99']:>8.1f} ms"  # type: ignore[index]
+              f"  {'pass' if held['passed'] else 'fail'}", flush=True)  # fmt: skip
+        if held["passed"]:
+            break
+    return {"search": steps, "holds": holds, "held": holds[-1],
+            "cpu_ms_per_workflow": holds[-1]["cpu_ms_per_workflow"]}  # fmt: skip
 
 
 if __name__ == "__main__":

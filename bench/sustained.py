@@ -87,9 +87,9 @@ def _passed(accepted: int, finished: int, errors: int, latencies: list[float]) -
 
 async def search(
     platform: Platform, rates: list[float], step_s: float = 8.0
-) -> tuple[float, list[dict[str, object]]]:
-    """The highest of ``rates`` (ascending) that passes a short step; every step's result."""
-    best, steps = 0.0, []
+) -> list[dict[str, object]]:
+    """Short steps up ``rates`` (ascending) until one fails; every step's result."""
+    steps = []
     await run_at(platform, rates[0], 3.0)  # warm up: connections, caches, first fetches
     for rate in rates:
         result = await run_at(platform, rate, step_s)
@@ -101,5 +101,4 @@ async def search(
         )
         if not result["passed"]:
             break
-        best = rate
-    return best, steps
+    return steps

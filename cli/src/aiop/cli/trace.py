@@ -1,6 +1,7 @@
 """``aiop trace``: one workflow's span tree, read from the embedded stack's span files."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def tree_lines(spans: list[dict[str, Any]]) -> list[str]:
         parent = span.get("parent_id")
         children.setdefault(parent if parent in by_id else None, []).append(span)
     for group in children.values():
-        group.sort(key=lambda s: s["start_time"])
+        group.sort(key=lambda s: _ns(s, "start"))
     lines: list[str] = []
 
     def walk(span: dict[str, Any], depth: int) -> None:
@@ -46,8 +47,13 @@ def tree_lines(spans: list[dict[str, Any]]) -> list[str]:
 
 
 def _duration_ms(span: dict[str, Any]) -> float:
-    from datetime import datetime
+    return (_ns(span, "end") - _ns(span, "start")) / 1e6
 
-    start = datetime.fromisoformat(span["start_time"].replace("Z", "+00:00"))
-    end = datetime.fromisoformat(span["end_time"].replace("Z", "+00:00"))
-    return (end - start).total_seconds() * 1000
+
+def _ns(span: dict[str, Any], which: str) -> int:
+    """A span's start or end in Unix nanoseconds. Files written before AIOP wrote
+    ``*_time_unix_nano`` hold ISO 8601 ``*_time`` strings instead."""
+    if f"{which}_time_unix_nano" in span:
+        return int(span[f"{which}_time_unix_nano"])
+    at = datetime.fromisoformat(span[f"{which}_time"].replace("Z", "+00:00"))
+    return int(at.timestamp() * 1e9)

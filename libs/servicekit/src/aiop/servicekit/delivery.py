@@ -52,24 +52,36 @@ async def settle(
     raw: Msg, handler: Callable[[Msg], Awaitable[None]], policy: DeliveryPolicy, bus: "EventBus"
 ) -> None:
     """Run ``handler`` on one JetStream message and ack, NAK or dead-letter it."""
-    meta = raw.metadata
     try:
         await handler(raw)
-    except (Permanent, UndecodableEvent) as exc:
-        await bus.dead_letter(raw, f"{type(exc).__name__}: {exc}")
-        await raw.term()
-        return
     except Exception as exc:
+        await settle_outcome(raw, exc, policy, bus)
+        return
+    await raw.ack()
+
+
+async def settle_outcome(
+    raw: Msg, outcome: BaseException | None, policy: DeliveryPolicy, bus: "EventBus"
+) -> None:
+    """Ack ``raw`` if its handling succeeded (``outcome`` None), else NAK or dead-letter it
+    by what failed."""
+    if outcome is None:
+        await raw.ack()
+    elif isinstance(outcome, Permanent | UndecodableEvent):
+        await bus.dead_letter(raw, f"{type(outcome).__name__}: {outcome}")
+        await raw.term()
+    else:
+        meta = raw.metadata
         delivered = meta.num_delivered
         if delivered >= policy.max_deliver:
-            reason = f"failed {delivered} deliveries; last error {type(exc).__name__}: {exc}"
+            reason = (
+                f"failed {delivered} deliveries; last error {type(outcome).__name__}: {outcome}"
+            )
             await bus.dead_letter(raw, reason)
             await raw.term()
         else:
             log.warning(
                 "%s on %s (delivery %d/%d), retrying: %r",
-                meta.consumer, raw.subject, delivered, policy.max_deliver, exc,
+                meta.consumer, raw.subject, delivered, policy.max_deliver, outcome,
             )  # fmt: skip
             await raw.nak(delay=policy.nak_delay(delivered))
-        return
-    await raw.ack()

@@ -6,12 +6,13 @@ import logging
 import socket
 
 import uvicorn
-from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import AliasChoices, Field
+from starlette.types import ASGIApp
 
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
+from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.servicekit import ServiceSettings, ensure_streams, make_broker, rpc, setup_tracing
 from aiop.servicekit.app import configure_logging
 
@@ -39,7 +40,7 @@ class _Server(uvicorn.Server):
             self.listening.set()
 
 
-def build(settings: GatewaySettings) -> tuple[FastAPI, Gateway]:
+def build(settings: GatewaySettings) -> tuple[ASGIApp, Gateway]:
     provider = setup_tracing("gateway", settings.trace_dir)
     broker, bus = make_broker("gateway", settings.nats_url, provider)
     gw = Gateway(broker, bus, settings.max_body_bytes)
@@ -48,7 +49,7 @@ def build(settings: GatewaySettings) -> tuple[FastAPI, Gateway]:
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls="healthz", exclude_spans=["receive", "send"]
     )
-    return app, gw
+    return FinishedStatusFastPath(app, gw, provider.get_tracer("aiop.gateway")), gw
 
 
 async def connect(gw: Gateway, settings: GatewaySettings) -> None:

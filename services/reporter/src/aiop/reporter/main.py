@@ -8,14 +8,14 @@ from aiop.contracts.subjects import QUERY_REPORT
 from aiop.reporter.adapters.advisories import MAX_DELIVERIES, MSG_TERMINATED
 from aiop.reporter.adapters.reports import ReportStore
 from aiop.reporter.handlers import Reporter
-from aiop.servicekit import DeliveryPolicy, ServiceSettings, durable_consumer, make_broker
+from aiop.servicekit import DeliveryPolicy, ServiceSettings, durable_batch_consumer, make_broker
 from aiop.servicekit.app import service_app
 from aiop.servicekit.rpc import Handler
 from aiop.servicekit.telemetry import setup_tracing
 
 SERVICE = "reporter"
-# Writes are small KV compare-and-sets; a few concurrent ones keep up with the stream.
-POLICY = DeliveryPolicy(max_deliver=10, ack_wait=30.0, max_ack_pending=256, max_workers=4)
+# A fetch is folded into one compare-and-set per workflow, the workflows concurrently.
+POLICY = DeliveryPolicy(max_deliver=10, ack_wait=30.0, max_ack_pending=1024, batch_size=128)
 
 
 def build_app(settings: ServiceSettings) -> FastStream:
@@ -28,10 +28,10 @@ def build_app(settings: ServiceSettings) -> FastStream:
     async def on_advisory(msg: NatsMessage) -> None:
         await reporter.on_advisory(msg.raw_message)
 
-    durable_consumer(broker, "aiop.workflow.>", "reporter-workflow", policy=POLICY)(
-        reporter.on_event
-    )
-    durable_consumer(broker, "aiop.step.>", "reporter-step", policy=POLICY)(reporter.on_event)
+    # One consumer for both, so a fetch holds a workflow's workflow and step events
+    # together and they cost one write.
+    durable_batch_consumer(broker, ["aiop.workflow.>", "aiop.step.>"], "reporter-events",
+                           policy=POLICY)(reporter.on_events)  # fmt: skip
     # Core NATS: advisories are not stored. The queue group gives each to one reporter.
     broker.subscriber(MAX_DELIVERIES, queue=SERVICE)(on_advisory)
     broker.subscriber(MSG_TERMINATED, queue=SERVICE)(on_advisory)

@@ -17,67 +17,73 @@ from aiop.contracts.events import (
 )
 from aiop.contracts.queries import WorkflowQuery
 from aiop.contracts.subjects import InvalidToken, check_token
-from aiop.servicekit import Permanent
+from aiop.servicekit import Delivery, Outcomes, Permanent
 from aiop.servicekit.rpc import QueryFailed
 from aiop.task_manager.adapters import outbox, store
-from aiop.task_manager.domain import Applied, Illegal, fold, new_workflow
+from aiop.task_manager.adapters.outbox import OutboxRow
+from aiop.task_manager.domain import Applied, Illegal, Workflow, fold, new_workflow
 
 log = logging.getLogger("aiop.task_manager")
 
 
 class Handlers:
     """The service's handlers; ``pool`` and ``outbox`` are set at startup, before any
-    consumer runs."""
+    consumer runs. Each takes a whole fetch and stores it in one transaction: under load
+    that is one commit for many events instead of one each."""
 
     pool: asyncpg.Pool
     outbox: outbox.Outbox
 
-    async def on_submitted(self, msg: Msg) -> None:
-        event = decode_event(msg.data, WorkflowSubmitted)
-        try:
-            check_token(event.workflow_id, "workflow id")
-        except InvalidToken as exc:  # no subject could carry an answer about it
-            raise Permanent(str(exc)) from exc
-        wf, problems = new_workflow(event)
-        answer = (
-            WorkflowRejected(workflow_id=wf.id, reasons=problems)
-            if problems
-            else WorkflowAccepted(workflow_id=wf.id, spec=event.spec)
-        )
-        row = outbox.outbox_row(answer)
-        async with self.pool.acquire() as conn:
-            claimed, created = await store.accept(
-                conn, _consumer(msg), event.event_id, wf, event.spec, _trace_id(), row
-            )
-        if not claimed:
-            return
-        if not created:
-            log.warning("workflow %s submitted again; the first submission stands", wf.id)
-            return
-        await self.outbox.publish_now([row])
-
-    async def on_event(self, msg: Msg) -> None:
-        """Any other workflow or step event: fold it onto the stored workflow."""
-        kind = event_type_of(msg.subject, dict(msg.headers or {}))
-        if kind is None or not issubclass(kind, WorkflowEvent):
-            raise Permanent(f"task-manager does not handle {msg.subject}")
-        event = decode_event(msg.data, kind)
+    async def on_submitted(self, batch: list[Delivery]) -> Outcomes:
+        outcomes: Outcomes = [None] * len(batch)
+        decided: list[tuple[WorkflowSubmitted, Workflow, OutboxRow, str | None]] = []
+        for i, one in enumerate(batch):
+            try:
+                with one.active():  # the answer continues the submission's trace
+                    decided.append(_decide(one.msg))
+            except Exception as exc:
+                outcomes[i] = exc
+        if not decided:
+            return outcomes
+        consumer = _consumer(batch[0].msg)
+        fresh: list[OutboxRow] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            claimed, wf = await store.claim_and_load(
-                conn, _consumer(msg), event.event_id, event.workflow_id
-            )
-            if not claimed:
-                return
-            if wf is None:
-                log.warning("%s for unknown workflow %s: ignored", kind.TYPE, event.workflow_id)
-                return
-            outcome = fold(wf, event)
-            if isinstance(outcome, Applied):
-                await store.save(conn, wf, outcome.workflow)
-            elif isinstance(outcome, Illegal):
-                log.warning("illegal %s on %s: %s", kind.TYPE, wf.id, outcome.reason)
-            else:
-                log.debug("%s on %s ignored: %s", kind.TYPE, wf.id, outcome.reason)
+            for event, wf, row, trace_id in decided:
+                claimed, created = await store.accept(
+                    conn, consumer, event.event_id, wf, event.spec, trace_id, row
+                )
+                if claimed and not created:
+                    log.warning("workflow %s submitted again; the first submission stands", wf.id)
+                elif created:
+                    fresh.append(row)
+        await self.outbox.publish_now(fresh)
+        return outcomes
+
+    async def on_event(self, batch: list[Delivery]) -> Outcomes:
+        """Any other workflow or step events: fold them onto their stored workflows."""
+        outcomes: Outcomes = [None] * len(batch)
+        events: list[WorkflowEvent] = []
+        for i, one in enumerate(batch):
+            try:
+                events.append(_workflow_event(one.msg))
+            except Exception as exc:
+                outcomes[i] = exc
+        if not events:
+            return outcomes
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await store.claim(conn, _consumer(batch[0].msg), [e.event_id for e in events])
+            ids = sorted({e.workflow_id for e in events if e.event_id in claimed})
+            stored = await store.lock_and_load(conn, ids)
+            folded = dict(stored)
+            for event in events:
+                if event.event_id not in claimed:
+                    continue  # handled before, or twice in this batch
+                claimed.discard(event.event_id)
+                _fold_onto(folded, event)
+            changes = [(stored[i], folded[i]) for i in stored if folded[i] is not stored[i]]
+            if changes:
+                await store.save(conn, changes)
+        return outcomes
 
     async def get_workflow(self, data: bytes) -> bytes:
         query = msgspec.json.decode(data, type=WorkflowQuery)
@@ -86,6 +92,44 @@ class Handlers:
         if view is None:
             raise QueryFailed(404, f"workflow {query.workflow_id} not found")
         return msgspec.json.encode(view)
+
+
+def _decide(msg: Msg) -> tuple[WorkflowSubmitted, Workflow, OutboxRow, str | None]:
+    """A submission's workflow and the answer to it: accepted, or rejected with reasons."""
+    event = decode_event(msg.data, WorkflowSubmitted)
+    try:
+        check_token(event.workflow_id, "workflow id")
+    except InvalidToken as exc:  # no subject could carry an answer about it
+        raise Permanent(str(exc)) from exc
+    wf, problems = new_workflow(event)
+    answer = (
+        WorkflowRejected(workflow_id=wf.id, reasons=problems)
+        if problems
+        else WorkflowAccepted(workflow_id=wf.id, spec=event.spec)
+    )
+    return event, wf, outbox.outbox_row(answer), _trace_id()
+
+
+def _workflow_event(msg: Msg) -> WorkflowEvent:
+    kind = event_type_of(msg.subject, dict(msg.headers or {}))
+    if kind is None or not issubclass(kind, WorkflowEvent):
+        raise Permanent(f"task-manager does not handle {msg.subject}")
+    return decode_event(msg.data, kind)
+
+
+def _fold_onto(workflows: dict[str, Workflow], event: WorkflowEvent) -> None:
+    """Fold ``event`` onto its workflow in ``workflows``, replacing it if it moved."""
+    wf = workflows.get(event.workflow_id)
+    if wf is None:
+        log.warning("%s for unknown workflow %s: ignored", event.TYPE, event.workflow_id)
+        return
+    outcome = fold(wf, event)
+    if isinstance(outcome, Applied):
+        workflows[wf.id] = outcome.workflow
+    elif isinstance(outcome, Illegal):
+        log.warning("illegal %s on %s: %s", event.TYPE, wf.id, outcome.reason)
+    else:
+        log.debug("%s on %s ignored: %s", event.TYPE, wf.id, outcome.reason)
 
 
 def _consumer(msg: Msg) -> str:

@@ -8,7 +8,7 @@ from aiop.contracts.subjects import QUERY_WORKFLOW
 from aiop.servicekit import (
     DeliveryPolicy,
     ServiceSettings,
-    durable_consumer,
+    durable_batch_consumer,
     make_broker,
     setup_tracing,
 )
@@ -18,8 +18,19 @@ from aiop.task_manager.adapters.outbox import Outbox
 from aiop.task_manager.handlers import Handlers
 
 SERVICE = "task-manager"
-# Events of one workflow may be handled concurrently: the workflow row lock orders them.
-POLICY = DeliveryPolicy(max_workers=4)
+# Each fetch is folded in one transaction; the workflow row locks order it against the
+# submissions consumer and other task-manager replicas.
+POLICY = DeliveryPolicy(batch_size=128, max_ack_pending=1024)
+# Every event task-manager folds, on one consumer, so one fetch holds a workflow's events
+# in stream order and they share its transaction.
+FOLDED = [
+    "aiop.workflow.queued.v1.>",
+    "aiop.workflow.requested.v1.>",
+    "aiop.workflow.started.v1.>",
+    "aiop.workflow.completed.v1.>",
+    "aiop.workflow.failed.v1.>",
+    "aiop.step.>",
+]
 
 
 class Settings(ServiceSettings):
@@ -32,16 +43,9 @@ def build(settings: Settings) -> FastStream:
     provider = setup_tracing(SERVICE, settings.trace_dir)
     broker, _ = make_broker(SERVICE, settings.nats_url, provider)
     h = Handlers()
-    for subject, what, handler in [
-        ("aiop.workflow.submitted.v1.>", "submitted", h.on_submitted),
-        ("aiop.workflow.queued.v1.>", "queued", h.on_event),
-        ("aiop.workflow.requested.v1.>", "requested", h.on_event),
-        ("aiop.workflow.started.v1.>", "started", h.on_event),
-        ("aiop.workflow.completed.v1.>", "completed", h.on_event),
-        ("aiop.workflow.failed.v1.>", "failed", h.on_event),
-        ("aiop.step.>", "steps", h.on_event),
-    ]:
-        durable_consumer(broker, subject, f"{SERVICE}-{what}", policy=POLICY)(handler)
+    durable_batch_consumer(broker, "aiop.workflow.submitted.v1.>", f"{SERVICE}-submitted",
+                           policy=POLICY)(h.on_submitted)  # fmt: skip
+    durable_batch_consumer(broker, FOLDED, f"{SERVICE}-events", policy=POLICY)(h.on_event)
 
     async def start_relay() -> None:
         h.outbox.start()

@@ -49,12 +49,18 @@ class TokenVerifier:
         # for many requests: remember tokens already verified, until they expire.
         self._verified: dict[str, Claims] = {}
 
-    async def verify(self, token: str) -> Claims:
+    def cached(self, token: str) -> Claims | None:
+        """The claims of ``token`` if it was verified before and has not expired."""
         claims = self._verified.get(token)
+        if claims is not None and claims.exp > time.time():
+            return claims
+        return None
+
+    async def verify(self, token: str) -> Claims:
+        claims = self.cached(token)
         if claims is not None:
-            if claims.exp > time.time():
-                return claims
-            del self._verified[token]
+            return claims
+        self._verified.pop(token, None)  # expired, if there at all
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError as exc:

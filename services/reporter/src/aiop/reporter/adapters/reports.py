@@ -1,7 +1,8 @@
 """Summaries in JetStream KV bucket ``aiop_reports``, one key per workflow id.
 
-The workflow and step consumers write the same key concurrently, so every write is a
-compare-and-set on the revision read (``kv.update(last=...)``), retried on conflict.
+Reporter replicas (and a redelivery racing a later fetch) can write the same key at
+once, so every write is a compare-and-set on the revision read (``kv.update(last=...)``),
+retried on conflict.
 The last state this process wrote is kept in memory and used as the read: a stale copy
 (another reporter wrote since) only costs a failed compare-and-set and a real read, and
 saving the read halves the reporter's NATS round trips per event.

@@ -1,7 +1,7 @@
 """A workflow's summary as a fold over its events: idempotent and order-tolerant.
 
-JetStream delivers at least once and two consumers (workflow, step) write the same
-summary, so nothing here counts events. Each event can only move a state *forward* by
+JetStream delivers at least once, in any order after a retry, and reporter replicas
+write the same summary, so nothing here counts events. Each event can only move a state *forward* by
 ``(attempt, rank)``; replaying an event, or an older one arriving late, changes nothing.
 Counts are derived from the latest state of each step when the report is read.
 """

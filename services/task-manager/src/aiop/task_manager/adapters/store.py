@@ -63,63 +63,74 @@ async def accept(
     return bool(row["claimed"]), bool(row["created"])
 
 
-_WORKFLOW_FIELDS = "id, state, attempt, reason, pool, executor_id, started_at, finished_at"
+_WORKFLOW_FIELDS = ("id", "state", "attempt", "reason", "pool", "executor_id", "started_at", "finished_at")  # fmt: skip
 
 
-async def claim_and_load(
-    conn: Conn, consumer: str, event_id: str, workflow_id: str
-) -> tuple[bool, Workflow | None]:
-    """Record the event in the inbox and lock its workflow, in one round trip: (claimed,
-    the workflow or None). Events of one workflow arrive on several consumers at once;
-    the row lock makes each fold onto the state the previous one left."""
-    row = await conn.fetchrow(
-        "with claimed as (insert into inbox (consumer, event_id) values ($2, $3)"
-        " on conflict do nothing returning true)"
-        " select (select true from claimed) as claimed, w.*"
-        " from (select id, state, attempt, reason, pool, executor_id, started_at, finished_at"
-        " from workflows where id = $1 for update) w"
-        " right join (select 1) one on true",
-        workflow_id, consumer, event_id,
+async def claim(conn: Conn, consumer: str, event_ids: list[str]) -> set[str]:
+    """Record ``event_ids`` in the inbox; the ones not seen before (to handle now)."""
+    rows = await conn.fetch(
+        "insert into inbox (consumer, event_id) select $1, unnest($2::text[])"
+        " on conflict do nothing returning event_id",
+        consumer, event_ids,
     )  # fmt: skip
-    assert row is not None  # the right join always yields one row
-    if not row["claimed"]:
-        return False, None
-    if row["id"] is None:
-        return True, None
-    return True, await _with_steps(conn, {k: row[k] for k in _WORKFLOW_FIELDS.split(", ")})
+    return {r["event_id"] for r in rows}
 
 
-async def _with_steps(conn: Conn, workflow: dict[str, Any]) -> Workflow:
-    steps = await conn.fetch(
-        "select * from steps where workflow_id = $1 order by position", workflow["id"]
+async def lock_and_load(conn: Conn, workflow_ids: list[str]) -> dict[str, Workflow]:
+    """Lock the stored workflows among ``workflow_ids`` for this transaction and load them
+    with their steps. Rows are locked in id order, so two batches sharing workflows wait
+    for each other instead of deadlocking; each folds onto what the other left."""
+    rows = await conn.fetch(
+        "select id, state, attempt, reason, pool, executor_id, started_at, finished_at"
+        " from workflows where id = any($1::text[]) order by id for update",
+        workflow_ids,
     )
-    return Workflow(
-        **workflow,
-        steps=tuple(
+    if not rows:
+        return {}
+    steps: dict[str, list[Step]] = {r["id"]: [] for r in rows}
+    for s in await conn.fetch(
+        "select * from steps where workflow_id = any($1::text[]) order by workflow_id, position",
+        list(steps),
+    ):
+        steps[s["workflow_id"]].append(
             Step(name=s["name"], needs=tuple(s["needs"]), **{f: s[f] for f in _STEP_FIELDS})
-            for s in steps
-        ),
-    )
+        )
+    return {
+        r["id"]: Workflow(**{f: r[f] for f in _WORKFLOW_FIELDS}, steps=tuple(steps[r["id"]]))
+        for r in rows
+    }
 
 
-async def save(conn: Conn, old: Workflow, new: Workflow) -> None:
-    """Write what changed from ``old`` to ``new``, in one statement."""
-    changed = [s for s, before in zip(new.steps, old.steps, strict=True) if s != before]
-    columns = [[getattr(s, f) for s in changed] for f in ("name", *_STEP_FIELDS)]
+async def save(conn: Conn, changes: list[tuple[Workflow, Workflow]]) -> None:
+    """Write what changed from old to new for each (old, new) pair, in one statement."""
+    wfs = [new for _, new in changes]
+    steps = [
+        (new.id, s)
+        for old, new in changes
+        for s, before in zip(new.steps, old.steps, strict=True)
+        if s != before
+    ]
+    wf_columns = [[getattr(w, f) for w in wfs] for f in _WORKFLOW_FIELDS]
+    step_columns = [[wid for wid, _ in steps]] + [
+        [getattr(s, f) for _, s in steps] for f in ("name", *_STEP_FIELDS)
+    ]
     await conn.execute(
-        "with wf as (update workflows set state = $2, attempt = $3, reason = $4, pool = $5,"
-        " executor_id = $6, started_at = $7, finished_at = $8, updated_at = now()"
-        " where id = $1)"
+        "with wf as (update workflows w set state = u.state, attempt = u.attempt,"
+        " reason = u.reason, pool = u.pool, executor_id = u.executor_id,"
+        " started_at = u.started_at, finished_at = u.finished_at, updated_at = now()"
+        " from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
+        " $7::timestamptz[], $8::timestamptz[])"
+        " as u(id, state, attempt, reason, pool, executor_id, started_at, finished_at)"
+        " where w.id = u.id)"
         " update steps set state = u.state, attempt = u.attempt, exit_code = u.exit_code,"
         " started_at = u.started_at, finished_at = u.finished_at, duration_s = u.duration_s,"
         " error = u.error, output_tail = u.output_tail"
-        " from unnest($9::text[], $10::text[], $11::int[], $12::int[], $13::timestamptz[],"
-        " $14::timestamptz[], $15::float8[], $16::text[], $17::text[])"
-        " as u(name, state, attempt, exit_code, started_at, finished_at, duration_s, error,"
-        " output_tail)"
-        " where steps.workflow_id = $1 and steps.name = u.name",
-        new.id, new.state, new.attempt, new.reason, new.pool, new.executor_id,
-        new.started_at, new.finished_at, *columns,
+        " from unnest($9::text[], $10::text[], $11::text[], $12::int[], $13::int[],"
+        " $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], $18::text[])"
+        " as u(workflow_id, name, state, attempt, exit_code, started_at, finished_at,"
+        " duration_s, error, output_tail)"
+        " where steps.workflow_id = u.workflow_id and steps.name = u.name",
+        *wf_columns, *step_columns,
     )  # fmt: skip
 
 
