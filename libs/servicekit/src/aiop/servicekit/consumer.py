@@ -111,6 +111,8 @@ class DurableConsumer:
                 continue
             if self.batch_handler is not None:
                 await self._batch(messages, bus)
+                if self.policy.linger and len(messages) < self.policy.batch_size:
+                    await asyncio.sleep(self.policy.linger)
                 continue
             for msg in messages:
                 await slots.acquire()

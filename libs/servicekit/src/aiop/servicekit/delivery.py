@@ -43,6 +43,10 @@ class DeliveryPolicy:
     nak_delays: tuple[float, ...] = (0.05, 0.2, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
     batch_size: int = 64
     max_workers: int = 1
+    # Batch consumers only: after a fetch shorter than batch_size, wait this long before
+    # the next, so that under light load events gather into fewer, larger batches. For
+    # consumers off the critical path, where a few ms of lag costs nothing.
+    linger: float = 0.0
 
     def nak_delay(self, delivered: int) -> float:
         return self.nak_delays[min(delivered, len(self.nak_delays)) - 1]

@@ -15,7 +15,11 @@ from aiop.servicekit.telemetry import setup_tracing
 
 SERVICE = "reporter"
 # A fetch is folded into one compare-and-set per workflow, the workflows concurrently.
-POLICY = DeliveryPolicy(max_deliver=10, ack_wait=30.0, max_ack_pending=1024, batch_size=128)
+# Reports are off every workflow's critical path: lingering 20 ms between short fetches
+# folds most of a workflow's events into one write.
+POLICY = DeliveryPolicy(
+    max_deliver=10, ack_wait=30.0, max_ack_pending=1024, batch_size=128, linger=0.02
+)
 
 
 def build_app(settings: ServiceSettings) -> FastStream:

@@ -1,6 +1,7 @@
 """Thin handlers: decode the event, fold it in the domain, store the effect with its inbox
 row in one transaction, then publish what the transaction wrote to the outbox."""
 
+import contextlib
 import logging
 
 import asyncpg
@@ -47,15 +48,18 @@ class Handlers:
             return outcomes
         consumer = _consumer(batch[0].msg)
         fresh: list[OutboxRow] = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            for event, wf, row, trace_id in decided:
-                claimed, created = await store.accept(
-                    conn, consumer, event.event_id, wf, event.spec, trace_id, row
-                )
-                if claimed and not created:
-                    log.warning("workflow %s submitted again; the first submission stands", wf.id)
-                elif created:
-                    fresh.append(row)
+        async with self.pool.acquire() as conn:
+            # One submission is one atomic statement; several share one commit.
+            together = conn.transaction() if len(decided) > 1 else contextlib.nullcontext()
+            async with together:
+                for event, wf, row, trace_id in decided:
+                    claimed, created = await store.accept(
+                        conn, consumer, event.event_id, wf, event.spec, trace_id, row
+                    )
+                    if claimed and not created:
+                        log.warning("workflow %s submitted again; the first stands", wf.id)
+                    elif created:
+                        fresh.append(row)
         await self.outbox.publish_now(fresh)
         return outcomes
 
@@ -71,9 +75,12 @@ class Handlers:
         if not events:
             return outcomes
         async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await store.claim(conn, _consumer(batch[0].msg), [e.event_id for e in events])
-            ids = sorted({e.workflow_id for e in events if e.event_id in claimed})
-            stored = await store.lock_and_load(conn, ids)
+            claimed, stored = await store.claim_and_lock(
+                conn,
+                _consumer(batch[0].msg),
+                [e.event_id for e in events],
+                sorted({e.workflow_id for e in events}),
+            )
             folded = dict(stored)
             for event in events:
                 if event.event_id not in claimed:

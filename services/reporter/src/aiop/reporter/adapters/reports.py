@@ -25,7 +25,7 @@ from aiop.reporter.domain import ReportState
 log = logging.getLogger("aiop.reporter.reports")
 
 MAX_CONFLICTS = 20
-CACHED_REPORTS = 4096  # recent workflows; older ones are read from the bucket
+CACHED_REPORTS = 1024  # recent workflows (a workflow's events span well under a second)
 _decoder = msgspec.json.Decoder(ReportState)
 
 

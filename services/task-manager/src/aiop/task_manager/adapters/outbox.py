@@ -71,9 +71,10 @@ class Outbox:
     async def publish_now(self, rows: Sequence[OutboxRow]) -> None:
         """Fast path after a commit. Never raises: the event is decided and stored, so a
         failure here is the relay's to repair, not a reason to redeliver the input."""
+        if not rows:
+            return
         try:
-            for row in rows:
-                await self._publish(row)
+            await asyncio.gather(*(self._publish(row) for row in rows))
             await self._mark_published([row.id for row in rows])
         except Exception as exc:
             log.warning("outbox fast path failed, the relay will retry: %r", exc)

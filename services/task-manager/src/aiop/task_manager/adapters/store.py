@@ -66,39 +66,39 @@ async def accept(
 _WORKFLOW_FIELDS = ("id", "state", "attempt", "reason", "pool", "executor_id", "started_at", "finished_at")  # fmt: skip
 
 
-async def claim(conn: Conn, consumer: str, event_ids: list[str]) -> set[str]:
-    """Record ``event_ids`` in the inbox; the ones not seen before (to handle now)."""
+async def claim_and_lock(
+    conn: Conn, consumer: str, event_ids: list[str], workflow_ids: list[str]
+) -> tuple[set[str], dict[str, Workflow]]:
+    """In one round trip: record ``event_ids`` in the inbox, and lock the stored workflows
+    among ``workflow_ids`` for this transaction and load them with their steps. Returns
+    the event ids not seen before (to handle now) and the workflows by id.
+
+    Rows are locked in id order, so two batches sharing workflows wait for each other
+    instead of deadlocking; each folds onto what the other left."""
     rows = await conn.fetch(
-        "insert into inbox (consumer, event_id) select $1, unnest($2::text[])"
-        " on conflict do nothing returning event_id",
-        consumer, event_ids,
+        "with claimed as (insert into inbox (consumer, event_id) select $1, unnest($2::text[])"
+        "   on conflict do nothing returning event_id),"
+        " locked as (select id, state, attempt, reason, pool, executor_id, started_at,"
+        "   finished_at from workflows where id = any($3::text[]) order by id for update)"
+        " select (select array_agg(event_id) from claimed) as claimed, l.*,"
+        "   array(select s from steps s where s.workflow_id = l.id order by s.position)"
+        "     as steps"
+        " from locked l right join (select 1) one on true",
+        consumer, event_ids, workflow_ids,
     )  # fmt: skip
-    return {r["event_id"] for r in rows}
-
-
-async def lock_and_load(conn: Conn, workflow_ids: list[str]) -> dict[str, Workflow]:
-    """Lock the stored workflows among ``workflow_ids`` for this transaction and load them
-    with their steps. Rows are locked in id order, so two batches sharing workflows wait
-    for each other instead of deadlocking; each folds onto what the other left."""
-    rows = await conn.fetch(
-        "select id, state, attempt, reason, pool, executor_id, started_at, finished_at"
-        " from workflows where id = any($1::text[]) order by id for update",
-        workflow_ids,
-    )
-    if not rows:
-        return {}
-    steps: dict[str, list[Step]] = {r["id"]: [] for r in rows}
-    for s in await conn.fetch(
-        "select * from steps where workflow_id = any($1::text[]) order by workflow_id, position",
-        list(steps),
-    ):
-        steps[s["workflow_id"]].append(
-            Step(name=s["name"], needs=tuple(s["needs"]), **{f: s[f] for f in _STEP_FIELDS})
+    claimed = set(rows[0]["claimed"] or ())  # the right join always yields a row
+    workflows = {
+        r["id"]: Workflow(
+            **{f: r[f] for f in _WORKFLOW_FIELDS},
+            steps=tuple(
+                Step(name=s["name"], needs=tuple(s["needs"]), **{f: s[f] for f in _STEP_FIELDS})
+                for s in r["steps"]
+            ),
         )
-    return {
-        r["id"]: Workflow(**{f: r[f] for f in _WORKFLOW_FIELDS}, steps=tuple(steps[r["id"]]))
         for r in rows
+        if r["id"] is not None
     }
+    return claimed, workflows
 
 
 async def save(conn: Conn, changes: list[tuple[Workflow, Workflow]]) -> None:
