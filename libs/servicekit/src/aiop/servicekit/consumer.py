@@ -197,8 +197,11 @@ def attach_bus(broker: NatsBroker, bus: "EventBus") -> None:
     _buses[broker] = bus
 
 
-def _subjects(subject: str | Sequence[str]) -> tuple[str, ...]:
-    return (subject,) if isinstance(subject, str) else tuple(subject)
+def _add(broker: NatsBroker, subject: str | Sequence[str], durable: str, stream: str,
+         policy: DeliveryPolicy, **handler: Handler | BatchHandler) -> None:  # fmt: skip
+    subjects = (subject,) if isinstance(subject, str) else tuple(subject)
+    consumer = DurableConsumer(subjects, durable, stream, policy, **handler)  # type: ignore[arg-type]
+    _consumers.setdefault(broker, []).append(consumer)
 
 
 def durable_consumer(
@@ -214,8 +217,7 @@ def durable_consumer(
     streams exist."""
 
     def register(handler: Handler) -> Handler:
-        consumer = DurableConsumer(_subjects(subject), durable, stream, policy, handler=handler)
-        _consumers.setdefault(broker, []).append(consumer)
+        _add(broker, subject, durable, stream, policy, handler=handler)
         return handler
 
     return register
@@ -235,10 +237,7 @@ def durable_batch_consumer(
     once per fetch instead of once per message; idle, a fetch is one message."""
 
     def register(handler: BatchHandler) -> BatchHandler:
-        consumer = DurableConsumer(
-            _subjects(subject), durable, stream, policy, batch_handler=handler
-        )
-        _consumers.setdefault(broker, []).append(consumer)
+        _add(broker, subject, durable, stream, policy, batch_handler=handler)
         return handler
 
     return register
