@@ -27,6 +27,7 @@ from aiop.contracts import (
 from aiop.contracts.envelope import decode_event
 from aiop.contracts.subjects import KV_CLAIMS, KV_DISPATCH
 from aiop.distributor.adapters.kv import open_bucket
+from aiop.distributor.domain.dispatch import DispatchState
 from aiop.distributor.main import DistributorSettings, build_app
 from aiop.servicekit import EventBus, make_broker
 from aiop.servicekit.rpc import wait_ready
@@ -213,3 +214,19 @@ async def test_restart_keeps_pending_workflows(nats_url: str, nc: Client, bus: E
         await queued.next_msg(timeout=0.1)
     await executor.stop()
     await second.stop()
+
+
+async def test_accepted_adopts_a_dispatch_state_whose_write_reply_was_lost(
+    distributor: Distributor, nc: Client, bus: EventBus
+) -> None:
+    """NATS restarting mid-request can store the first KV write yet lose its reply; the
+    accepted event then comes again and finds the key taken. It must dispatch the stored
+    workflow, not leave it in KV forever."""
+    kv = await open_bucket(nc.jetstream(), KV_DISPATCH)
+    await kv.create("wf6", msgspec.json.encode(DispatchState(spec=spec())))
+    executor = Executor(nc, "e1", "p", [])
+    requested = await nc.subscribe("aiop.workflow.requested.v1.>")
+    await bus.publish(WorkflowAccepted(workflow_id="wf6", spec=spec()))
+    event = await next_event(requested, WorkflowRequested)
+    assert (event.workflow_id, event.attempt, event.pool) == ("wf6", 1, "p")
+    await executor.stop()

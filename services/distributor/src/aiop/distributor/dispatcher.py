@@ -106,9 +106,13 @@ class Distributor:
                 return  # redelivery: the stored state is newer than this event
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
-            state = DispatchState(spec=spec, trace=carrier)
-            if await self.store.create(workflow_id, state):
-                self.table[workflow_id] = state
+            stored = await self.store.create(workflow_id, DispatchState(spec=spec, trace=carrier))
+            if stored is not None:
+                self.table[workflow_id] = stored
+                if stored.state == "dispatched":
+                    # Its request may be the publish the lost reply interrupted; a
+                    # republish of the same attempt is dropped as a duplicate.
+                    self._unpublished.add(workflow_id)
         self._wake.set()
 
     async def finished(self, workflow_id: str) -> None:

@@ -54,14 +54,24 @@ class DispatchStore:
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
 
-    async def create(self, workflow_id: str, state: DispatchState) -> bool:
-        """Write a first entry; False if the key exists or ever existed (finished)."""
+    async def create(self, workflow_id: str, state: DispatchState) -> DispatchState | None:
+        """Write a first entry and return the state now stored; None if the workflow
+        finished (its key holds a delete marker).
+
+        A key that already holds a state is adopted, not ignored: a create whose write
+        landed but whose reply was lost (NATS restarted mid-request) comes back here as a
+        redelivery, and ignoring it would leave the workflow in KV but never dispatched.
+        """
         try:
             # last=0 demands no message at all on the key, not even a delete marker.
             await self.kv.update(workflow_id, msgspec.json.encode(state), last=0)
         except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        return True
+            try:
+                entry = await self.kv.get(workflow_id)
+            except nats.js.errors.KeyNotFoundError:  # deleted: finished
+                return None
+            return _decode(entry.value) if entry.value else None
+        return state
 
     async def put(self, workflow_id: str, state: DispatchState) -> None:
         await self.kv.put(workflow_id, msgspec.json.encode(state))
