@@ -7,6 +7,7 @@ its outcome.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -117,13 +118,22 @@ class WorkflowRun:
         """Run one step and publish how it went; True when it succeeded."""
         with tracer.start_as_current_span(f"step {step.name}"):
             started_at, t0 = now(), time.monotonic()
-            await self._publish(
-                StepStarted(workflow_id=self.wf, attempt=self.attempt, step=step.name)
+            # Announced while the process starts, not before: the step's other events
+            # wait for this one, so it is still stored first.
+            announced = asyncio.create_task(
+                self._publish(
+                    StepStarted(workflow_id=self.wf, attempt=self.attempt, step=step.name)
+                )
             )
+
+            async def after_announced(event: Event) -> None:
+                await announced
+                await self._publish(event)
+
             secrets, missing = resolve_secrets(step.secrets, self.ctx.environ)
             scrub = Scrubber(secrets.values())
             output = StepOutput(
-                self._publish, workflow_id=self.request.workflow_id, step=step.name,
+                after_announced, workflow_id=self.request.workflow_id, step=step.name,
                 attempt=self.request.attempt, scrub=scrub,
             )  # fmt: skip
             try:
@@ -132,8 +142,12 @@ class WorkflowRun:
                     result = StepResult(None, f"secrets not set on this executor: {wanted}")
                 else:
                     result = await self._execute(step, secrets, output)
-            finally:
                 await output.close()
+                await announced
+            finally:
+                announced.cancel()  # a no-op once done; else this step is being cancelled
+                with contextlib.suppress(asyncio.CancelledError):
+                    await output.close()
             took = time.monotonic() - t0
             if result.succeeded:
                 await self._publish(

@@ -106,14 +106,26 @@ class Distributor:
                 return  # redelivery: the stored state is newer than this event
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
-            stored = await self.store.create(workflow_id, DispatchState(spec=spec, trace=carrier))
-            if stored is not None:
-                self.table[workflow_id] = stored
-                if stored.state == "dispatched":
-                    # Its request may be the publish the lost reply interrupted; a
-                    # republish of the same attempt is dropped as a duplicate.
-                    self._unpublished.add(workflow_id)
-        self._wake.set()
+            fresh = DispatchState(spec=spec, trace=carrier)
+            # A pool that can take it now: the first KV write is already the dispatch,
+            # which saves the loop a second write and a wakeup on the critical path.
+            now = self.clock()
+            action = next_action(fresh, self.registry.live(now), False, now >= self._settled_at)
+            if isinstance(action, Send):
+                fresh = msgspec.structs.replace(
+                    fresh, state="dispatched", pool=action.pool, attempt=action.attempt
+                )
+            stored = await self.store.create(workflow_id, fresh)
+            if stored is None:
+                return
+            self.table[workflow_id] = stored
+            if stored.state == "dispatched":
+                # Also the case of a create whose reply was lost, with its request maybe
+                # unsent; a republish of the same attempt is dropped as a duplicate.
+                self._unpublished.add(workflow_id)
+                await self._publish_request(workflow_id, stored)
+                return
+        self._wake.set()  # queue it, or dispatch it once an executor appears
 
     async def finished(self, workflow_id: str) -> None:
         await self._loaded.wait()
