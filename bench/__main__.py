@@ -34,7 +34,7 @@ def main() -> None:
         "quick": quick,
         "machine": machine.describe(),
     }
-    began = time.monotonic()
+    began, ticks = time.monotonic(), machine.cpu_ticks()
     with tempfile.TemporaryDirectory(prefix="aiop-bench-raw-") as tmp:
         server = NatsServer(Path(tmp)).start()
         try:
@@ -61,6 +61,7 @@ def main() -> None:
     finally:
         platform.stop()
     results["took_s"] = round(time.monotonic() - began, 1)
+    results["cpu_stolen_share"] = machine.stolen_share(ticks, machine.cpu_ticks())
     args.out.mkdir(parents=True, exist_ok=True)
     name = "quick.json" if quick else f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     (args.out / name).write_text(json.dumps(results, indent=2) + "\n")
@@ -78,9 +79,10 @@ async def _sustained(platform: stack.Platform, quick: bool) -> dict[str, object]
     passing = [float(step["rate"]) for step in steps if step["passed"]]  # type: ignore[arg-type]
     holds: list[dict[str, object]] = []
     for rate in (passing[::-1] or [rates[0]])[:HOLDS]:
-        before = cpu.snapshot(platform)
+        before, ticks = cpu.snapshot(platform), machine.cpu_ticks()
         held = await sustained.run_at(platform, rate, 5.0 if quick else 60.0)
         after = cpu.snapshot(platform)
+        held["cpu_stolen_share"] = machine.stolen_share(ticks, machine.cpu_ticks())
         held["cpu_ms_per_workflow"] = cpu.per_workflow_ms(before, after, int(held["accepted"]) or 1)  # type: ignore[call-overload]
         holds.append(held)
         print(f"  sustained hold {rate:>8.0f}/s  p99 {held['submit_to_completed_ms']['p99']:>8.1f} ms"  # type: ignore[index]

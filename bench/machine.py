@@ -26,3 +26,17 @@ def describe() -> dict[str, object]:
         "nats_server": nats_version,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks since boot. Stolen ticks are time the hypervisor gave this
+    VM's virtual CPUs to someone else: a run with many of them measured a slower machine."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two ``cpu_ticks()`` readings."""
+    total = after[0] - before[0]
+    return round((after[1] - before[1]) / total, 3) if total > 0 else 0.0

@@ -78,6 +78,13 @@ def rows(r: dict[str, Any]) -> list[Row]:
         out.append((f"RSS {service}, MiB idle -> after", f"{before:.1f} -> {after.get(service, 0):.1f}",
                     "", f"{grown:+.1f}%", "< +5%"))  # fmt: skip
     out.append(("aiop up, time to ready, s", _n(r.get("up_to_ready_s"), 1), "", "", ""))
+    # Figures from a run with much CPU stolen by the hypervisor are not comparable.
+    stolen = r.get("cpu_stolen_share")
+    if stolen is not None:
+        out.append(("CPU stolen by the hypervisor, whole run", f"{100 * stolen:.1f}%", "", "", ""))
+    held_stolen = dig(r, "sustained.held.cpu_stolen_share")
+    if held_stolen is not None:
+        out.append(("  during the sustained hold", f"{100 * held_stolen:.1f}%", "", "", ""))
     return out
 
 

@@ -1,5 +1,6 @@
 """The benchmark table: ratios against the baselines, and what counts as passing."""
 
+from bench.machine import cpu_ticks, stolen_share
 from bench.report import dig, raw_critical_path_ms, table
 from bench.stats import percentile, summary
 from bench.sustained import _passed
@@ -42,3 +43,13 @@ def test_the_table_puts_each_figure_beside_its_baseline() -> None:
     assert "0.50x" in text  # gateway against bare Starlette
     assert "3.33x" in text  # e2e p50 against the raw critical path
     assert "+4.0%" in text  # RSS growth
+
+
+def test_stolen_cpu_is_a_share_of_all_ticks_and_shown_in_the_table() -> None:
+    assert stolen_share((1000, 10), (2000, 260)) == 0.25
+    assert stolen_share((1000, 10), (1000, 10)) == 0.0  # no time passed
+    text = table({"cpu_stolen_share": 0.25, "sustained": {"held": {"cpu_stolen_share": 0.5}}})
+    assert "25.0%" in text
+    assert "50.0%" in text
+    now = cpu_ticks()
+    assert now[0] >= now[1] >= 0
