@@ -112,9 +112,7 @@ class Distributor:
             now = self.clock()
             action = next_action(fresh, self.registry.live(now), False, now >= self._settled_at)
             if isinstance(action, Send):
-                fresh = msgspec.structs.replace(
-                    fresh, state="dispatched", pool=action.pool, attempt=action.attempt
-                )
+                fresh = _dispatched(fresh, action)
             stored = await self.store.create(workflow_id, fresh)
             if stored is None:
                 return
@@ -202,9 +200,7 @@ class Distributor:
             log.warning(
                 "resending %s as attempt %d: its executor is gone", workflow_id, action.attempt
             )
-        new = msgspec.structs.replace(
-            d, state="dispatched", pool=action.pool, attempt=action.attempt, reason=None
-        )
+        new = _dispatched(d, action)
         await self.store.put(workflow_id, new)
         self.table[workflow_id] = new
         self._unpublished.add(workflow_id)
@@ -247,6 +243,12 @@ class Distributor:
         ]
         for key in stale:
             del self.claims[key]
+
+
+def _dispatched(d: DispatchState, action: Send) -> DispatchState:
+    return msgspec.structs.replace(
+        d, state="dispatched", pool=action.pool, attempt=action.attempt, reason=None
+    )
 
 
 @contextlib.contextmanager
