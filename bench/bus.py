@@ -1,10 +1,10 @@
 """AIOP's bus layer against raw nats-py: the same consume-and-publish hop, both ways.
 
-Ours is wired as a service wires itself (distributor's main): ``setup_tracing`` with a
-trace directory, because ``aiop up`` sets AIOP_TRACE_DIR for every service;
-``make_broker``; a ``durable_consumer`` (servicekit's own pull loop) whose ``typed`` handler takes a decoded WorkflowAccepted and
-publishes a WorkflowQueued through ``EventBus.publish``; the service's logging setup. Both hops run
-in their own process on the AIOP stream, driven and timed by ``bench.raw.drive_hop``.
+Ours is wired as a service wires itself (distributor's main): a ``Service`` with a trace
+directory, because ``aiop up`` sets AIOP_TRACE_DIR for every service, whose consumer
+(servicekit's own pull loop) hands a decoded WorkflowAccepted to a handler that publishes
+a WorkflowQueued through the service's bus. Both hops run in their own process on the
+AIOP stream, driven and timed by ``bench.raw.drive_hop``.
 """
 
 import asyncio
@@ -21,16 +21,7 @@ import nats
 
 from aiop.contracts.events import WorkflowAccepted, WorkflowQueued
 from aiop.contracts.subjects import STREAM_EVENTS
-from aiop.servicekit import (
-    DeliveryPolicy,
-    ServiceSettings,
-    durable_consumer,
-    make_broker,
-    setup_tracing,
-    typed,
-)
-from aiop.servicekit.app import configure_logging
-from aiop.servicekit.consumer import start_consumers
+from aiop.servicekit import Service, ServiceSettings
 from aiop.servicekit.streams import ensure_streams
 from bench.raw import BATCH, HOP_IN, HopProcess, drive_hop, raw_hop
 from bench.stats import summary
@@ -41,25 +32,19 @@ SERVICE = "bench-hop"
 async def serve_bus_hop(nats_url: str, stream: str, tracing: str) -> None:
     """Our hop; ``tracing`` is "file" (as under ``aiop up``) or "none" (a provider with
     no exporter: what a service gets with neither AIOP_TRACE_DIR nor an OTLP endpoint)."""
-    configure_logging(ServiceSettings(), SERVICE)
-    if tracing == "file":
-        provider = setup_tracing(SERVICE, Path(tempfile.mkdtemp(prefix="bench-traces-")))
-    else:
-        provider = setup_tracing(SERVICE, None)
-    broker, bus = make_broker(SERVICE, nats_url, provider)
+    trace_dir = Path(tempfile.mkdtemp(prefix="bench-traces-")) if tracing == "file" else None
+    svc = Service(SERVICE, ServiceSettings(nats_url=nats_url, trace_dir=trace_dir))
+    svc.publishes(WorkflowQueued)
 
     async def hop(event: WorkflowAccepted) -> None:
-        await bus.publish(WorkflowQueued(workflow_id=event.workflow_id, reason="bench"))
+        await svc.bus.publish(WorkflowQueued(workflow_id=event.workflow_id, reason="bench"))
 
     # As many in flight as the raw hop keeps (one fetched batch), so the two differ
     # only in what each message costs.
-    policy = DeliveryPolicy(batch_size=BATCH, max_workers=BATCH)
-    durable_consumer(broker, f"{HOP_IN}.>", SERVICE, stream=stream, policy=policy)(
-        typed(WorkflowAccepted)(hop)
-    )
-
-    await broker.start()
-    await start_consumers(broker)  # what service_app does once the broker is up
+    assert stream == STREAM_EVENTS
+    assert HOP_IN == WorkflowAccepted.TYPE
+    svc.consume(WorkflowAccepted, hop, durable=SERVICE, workers=BATCH)
+    await svc.start()
     print("ready", flush=True)
     await asyncio.Event().wait()
 

@@ -40,7 +40,7 @@ from bench.stats import summary
 STREAM = "BENCH"
 NOOP = WorkflowSpec(name="noop", steps=[StepSpec(name="noop", run=["true"])])
 WINDOW = 256  # publishes in flight for the pipelined figures
-BATCH = DeliveryPolicy().batch_size  # the fetch size AIOP consumers use
+BATCH = 64  # the fetch size of AIOP's batch consumers, and the hop's workers
 
 
 def accepted(workflow_id: str) -> tuple[str, bytes, dict[str, str]]:
@@ -66,16 +66,16 @@ async def fresh_stream(js: JetStreamContext, name: str, subjects: list[str]) -> 
 
 
 def consumer_config(durable: str) -> ConsumerConfig:
-    """The consumer ``durable_consumer`` creates, so raw and ours pull the same way."""
+    """The consumer servicekit creates (``consumer.Reading``), so raw and ours pull the
+    same way."""
     policy = DeliveryPolicy()
     return ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
-        ack_wait=policy.ack_wait,
+        ack_wait=policy.ack_wait_s,
         max_deliver=policy.max_deliver,
         max_ack_pending=policy.max_ack_pending,
-        backoff=[policy.ack_wait] * 2,
     )
 
 

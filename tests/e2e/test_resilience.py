@@ -3,13 +3,13 @@
 import asyncio
 import os
 import signal
-import time
 
 import nats
 import pytest
 
 from aiop.contracts import DeadLetterRecorded, StepSpec, WorkflowSpec, WorkflowSubmitted
 from aiop.contracts.envelope import decode_event, encode_event
+from aiop.devstack import until_sync
 from tests.e2e.conftest import Platform
 from tests.e2e.test_workflows import wait_terminal
 
@@ -90,10 +90,10 @@ def test_killed_executor_is_restarted_and_the_workflow_finishes(platform: Platfo
     }
     with platform.http() as http:
         workflow_id = http.post("/v1/workflows", json=spec).json()["workflow_id"]
-        deadline = time.monotonic() + 30
-        while http.get(f"/v1/workflows/{workflow_id}").json()["state"] != "running":
-            assert time.monotonic() < deadline, "never started"
-            time.sleep(0.05)
+        until_sync(
+            lambda: http.get(f"/v1/workflows/{workflow_id}").json()["state"] == "running",
+            30, "the workflow running",
+        )  # fmt: skip
     os.kill(platform.pid_of("dagger-executor"), signal.SIGKILL)
     platform.wait_for_output("[crash] dagger-executor killed by signal 9", 30)
     platform.wait_for_output("[restart] dagger-executor", 30)

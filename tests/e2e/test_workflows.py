@@ -1,12 +1,12 @@
 """A user's first hour, end to end: submit, watch, read status, tail and trace."""
 
 import json
-import time
 from typing import Any
 
 import pytest
 
-from aiop.cli.main import settled
+from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
+from aiop.devstack import until_sync
 from tests.e2e.conftest import Platform
 
 pytestmark = pytest.mark.e2e
@@ -16,13 +16,12 @@ SERVICES = {"gateway", "auth", "task-manager", "distributor", "dagger-executor",
 
 def wait_terminal(platform: Platform, workflow_id: str, timeout: float = 60) -> dict[str, Any]:
     with platform.http() as http:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def terminal() -> dict[str, Any] | None:
             view: dict[str, Any] = http.get(f"/v1/workflows/{workflow_id}").json()
-            if settled(view):
-                return view
-            time.sleep(0.05)
-    raise AssertionError(f"{workflow_id} not finished after {timeout}s: {view}")
+            return view if view["state"] in TERMINAL_WORKFLOW_STATES else None
+
+        return until_sync(terminal, timeout, f"workflow {workflow_id} finished")
 
 
 def test_cli_submit_wait_succeeds(platform: Platform) -> None:
@@ -89,29 +88,30 @@ def test_tail_prints_a_workflows_events(platform: Platform) -> None:
     assert types[0] == "aiop.workflow.submitted.v1"
     assert "aiop.workflow.started.v1" in types
     assert types.count("aiop.step.completed.v1") == 4
-    # Workflow and step events replay through one consumer each, so only the order
-    # within each family is guaranteed.
-    workflow_types = [t for t in types if t.startswith("aiop.workflow.")]
-    assert workflow_types[-1] == "aiop.workflow.completed.v1"
+    # In stream order: every step event of the run before the workflow's end.
+    assert types[-1] == "aiop.workflow.completed.v1"
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert all(e["workflow_id"] == workflow_id for e in events)
     human = platform.aiop("tail", "--workflow", workflow_id, "--all", "--idle", "1")
     assert "workflow.completed" in human.stdout
+    bad = platform.aiop("tail", "--workflow", "wf.*", "--idle", "1")
+    assert bad.returncode == 2
+    assert "workflow id" in bad.stderr
 
 
 def test_trace_spans_all_six_services(platform: Platform) -> None:
     done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
     workflow_id = json.loads(done.stdout)["workflow_id"]
+
     # Spans are exported in batches every 200 ms: give the exporters a bounded moment.
-    deadline = time.monotonic() + 15
-    services: set[str] = set()
-    while time.monotonic() < deadline and services != SERVICES:
+    def all_services_traced() -> set[str] | None:
         traced = platform.aiop("trace", workflow_id, "--json")
         assert traced.returncode == 0, traced.stderr
         spans = json.loads(traced.stdout)["spans"]
+        assert len({s["context"]["trace_id"] for s in spans}) == 1
         services = {s["resource"]["attributes"]["service.name"] for s in spans}
-        trace_ids = {s["context"]["trace_id"] for s in spans}
-        assert len(trace_ids) == 1
-        time.sleep(0.2)
-    assert services == SERVICES
+        return services if services == SERVICES else None
+
+    until_sync(all_services_traced, 15, "spans from all six services")
     human = platform.aiop("trace", workflow_id)
     assert "6 services" in human.stdout

@@ -6,7 +6,9 @@ three-node cluster) and PostgreSQL that the scenario breaks on purpose.
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import random
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +22,32 @@ from aiop.cli.supervisor import Supervisor
 from aiop.cli.up import launch_services
 from aiop.devstack import NatsServer, PostgresServer, free_port
 from aiop.servicekit.rpc import wait_ready
+
+SEED_VARIABLE = "AIOP_FAULTS_SEED"
+
+
+def run_seed() -> int:
+    """The seed of this run's fault timings: the given one replays a run, else a new one."""
+    given = os.environ.get(SEED_VARIABLE, "").strip()
+    if not given:
+        return random.SystemRandom().randrange(2**32)
+    try:
+        return int(given)
+    except ValueError:
+        raise ValueError(f"{SEED_VARIABLE} must be an integer, not {given!r}") from None
+
+
+SEED = run_seed()
+
+
+def fault_schedule(seed: int, nodeid: str) -> random.Random:
+    """The random source of one test's fault moments and durations.
+
+    Drawn from the run's seed and the test's node id, not from a shared generator, so a
+    test rerun alone gets the schedule it had in the whole run; sha256, unlike ``hash()``,
+    is the same in every process."""
+    digest = hashlib.sha256(f"{seed}\n{nodeid}".encode()).digest()
+    return random.Random(int.from_bytes(digest, "big"))
 
 
 @dataclass

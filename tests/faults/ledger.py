@@ -26,11 +26,11 @@ import asyncpg
 import httpx
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from aiop.cli.main import settled
 from aiop.contracts import DeadLetterRecorded, StepCompleted, WorkflowCompleted, WorkflowFailed
 from aiop.contracts.envelope import UndecodableEvent, decode_event
+from aiop.contracts.states import FINAL_STEP_STATES, TERMINAL_WORKFLOW_STATES
 from aiop.contracts.subjects import STREAM_DLQ, STREAM_EVENTS
-from tests.faults.harness import Platform
+from tests.faults.harness import SEED, Platform
 
 PRINTED: list[str] = []  # every ledger line of this session, in order
 
@@ -53,6 +53,16 @@ async def read_stream(platform: Platform, stream: str, subject: str, start: int 
                 return msgs
     finally:
         await sub.unsubscribe()
+
+
+def settled(view: dict[str, Any]) -> bool:
+    """Terminal, and (as task-manager promises) no step of it still pending or running:
+    a terminal view with an unfinished step stays unsettled and fails the scenario."""
+    if view["state"] not in TERMINAL_WORKFLOW_STATES:
+        return False
+    return view["state"] == "rejected" or all(
+        s["state"] in FINAL_STEP_STATES for s in view.get("steps") or []
+    )
 
 
 @dataclass
@@ -204,7 +214,8 @@ class Ledger:
         }
 
     def line(self) -> str:
-        return f"[{self.scenario}] " + " ".join(f"{k}={v}" for k, v in self.counts().items())
+        counts = " ".join(f"{k}={v}" for k, v in self.counts().items())
+        return f"[{self.scenario}] seed={SEED} {counts}"
 
     def problems(self, limit: int = 5) -> list[str]:
         bad = [wf for wf in self.accepted if self.outcome(wf) not in ("succeeded", "failed")]

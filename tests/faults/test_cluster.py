@@ -33,14 +33,16 @@ async def leader(platform: Platform) -> NatsServer:
             await asyncio.sleep(0.2)
 
 
-async def kill_nodes(platform: Platform, load: Load, kills: int, restart: bool) -> None:
+async def kill_nodes(
+    platform: Platform, load: Load, fault_random: random.Random, kills: int, restart: bool
+) -> None:
     load.start()
     for _ in range(kills):
-        await asyncio.sleep(random.uniform(1.0, 3.0))
+        await asyncio.sleep(fault_random.uniform(1.0, 3.0))
         node = await leader(platform)
         await asyncio.to_thread(node.kill)
         if restart:  # back on its own store; it catches up from the others
-            await asyncio.sleep(random.uniform(1.0, 4.0))
+            await asyncio.sleep(fault_random.uniform(1.0, 4.0))
             await asyncio.to_thread(node.start)
     await asyncio.sleep(5)  # load goes on against what is left
     await load.stop()
@@ -48,18 +50,22 @@ async def kill_nodes(platform: Platform, load: Load, kills: int, restart: bool) 
 
 
 @pytest.mark.timeout(300)
-async def test_cluster_node_killed_during_load(cluster: Platform) -> None:
+async def test_cluster_node_killed_during_load(
+    cluster: Platform, fault_random: random.Random
+) -> None:
     load = Load(cluster, rate=4)
-    await kill_nodes(cluster, load, kills=1, restart=False)
+    await kill_nodes(cluster, load, fault_random, kills=1, restart=False)
     ledger = await settle(cluster, load.accepted, "cluster: stream leader kill -9", load.refused)
     ledger.check()
 
 
 @pytest.mark.faults_full
 @pytest.mark.timeout(900)
-async def test_cluster_leaders_killed_and_restarted(cluster: Platform) -> None:
+async def test_cluster_leaders_killed_and_restarted(
+    cluster: Platform, fault_random: random.Random
+) -> None:
     load = Load(cluster, rate=4)
-    await kill_nodes(cluster, load, kills=6, restart=True)
+    await kill_nodes(cluster, load, fault_random, kills=6, restart=True)
     ledger = await settle(
         cluster, load.accepted, "cluster: leader kill -9 + restart x6", load.refused
     )

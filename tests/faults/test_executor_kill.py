@@ -16,26 +16,29 @@ from tests.faults.load import Load
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-async def kill_executor_repeatedly(platform: Platform, load: Load, kills: int) -> None:
+async def kill_executor_repeatedly(
+    platform: Platform, load: Load, fault_random: random.Random, kills: int
+) -> None:
     load.start()
     for _ in range(kills):
-        await asyncio.sleep(random.uniform(0.5, 3.0))  # a random moment, not a wait for events
+        # A random moment, not a wait for events.
+        await asyncio.sleep(fault_random.uniform(0.5, 3.0))
         await platform.kill_service("dagger-executor")
     await load.stop()
 
 
 @pytest.mark.timeout(240)
-async def test_executor_killed_during_load(platform: Platform) -> None:
+async def test_executor_killed_during_load(platform: Platform, fault_random: random.Random) -> None:
     load = Load(platform, rate=4)
-    await kill_executor_repeatedly(platform, load, kills=3)
+    await kill_executor_repeatedly(platform, load, fault_random, kills=3)
     ledger = await settle(platform, load.accepted, "executor kill -9 x3", load.refused)
     ledger.check()
 
 
 @pytest.mark.faults_full
 @pytest.mark.timeout(900)
-async def test_executor_killed_many_times(platform: Platform) -> None:
+async def test_executor_killed_many_times(platform: Platform, fault_random: random.Random) -> None:
     load = Load(platform, rate=4)
-    await kill_executor_repeatedly(platform, load, kills=20)
+    await kill_executor_repeatedly(platform, load, fault_random, kills=20)
     ledger = await settle(platform, load.accepted, "executor kill -9 x20", load.refused)
     ledger.check()

@@ -16,11 +16,13 @@ from tests.faults.load import Load
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-async def crash_postgres(platform: Platform, load: Load, times: int, down_s: float) -> None:
+async def crash_postgres(
+    platform: Platform, load: Load, fault_random: random.Random, times: int, down_s: float
+) -> None:
     pids = {s: platform.pid_of(s) for s in ("task-manager", "gateway")}
     load.start()
     for _ in range(times):
-        await asyncio.sleep(random.uniform(1.0, 3.0))
+        await asyncio.sleep(fault_random.uniform(1.0, 3.0))
         await asyncio.to_thread(platform.postgres.stop, "immediate")
         await asyncio.sleep(down_s)
         await asyncio.to_thread(platform.postgres.start)  # same data dir and port
@@ -31,17 +33,20 @@ async def crash_postgres(platform: Platform, load: Load, times: int, down_s: flo
 
 
 @pytest.mark.timeout(240)
-async def test_postgres_stopped_immediately_during_load(platform: Platform) -> None:
+async def test_postgres_stopped_immediately_during_load(
+    platform: Platform, fault_random: random.Random
+) -> None:
     load = Load(platform, rate=4)
-    await crash_postgres(platform, load, times=1, down_s=4)
+    await crash_postgres(platform, load, fault_random, times=1, down_s=4)
     ledger = await settle(platform, load.accepted, "postgres immediate stop x1", load.refused)
     ledger.check()
 
 
 @pytest.mark.faults_full
 @pytest.mark.timeout(900)
-async def test_postgres_stopped_many_times(platform: Platform) -> None:
+async def test_postgres_stopped_many_times(platform: Platform, fault_random: random.Random) -> None:
     load = Load(platform, rate=4)
-    await crash_postgres(platform, load, times=5, down_s=random.uniform(2, 15))
+    down_s = fault_random.uniform(2, 15)
+    await crash_postgres(platform, load, fault_random, times=5, down_s=down_s)
     ledger = await settle(platform, load.accepted, "postgres immediate stop x5", load.refused)
     ledger.check()

@@ -3,96 +3,97 @@
 import asyncio
 
 import msgspec
-import nats
 import pytest
-from nats.aio.msg import Msg
+from nats.aio.client import Client
 
-from aiop.contracts import DeadLetterRecorded, WorkflowQueued
-from aiop.contracts.envelope import decode_event
-from aiop.servicekit import DeliveryPolicy, Permanent, durable_consumer, make_broker, typed
-from aiop.servicekit.app import service_app
-from aiop.servicekit.rpc import wait_ready
-from aiop.servicekit.settings import ServiceSettings
+from aiop.contracts import DeadLetterRecorded, WorkflowQueued, WorkflowStarted
+from aiop.contracts.envelope import decode_event, encode_event
+from aiop.servicekit import DeliveryPolicy, Permanent, Service, ServiceSettings
 
 pytestmark = pytest.mark.integration
 
-FAST = DeliveryPolicy(max_deliver=3, nak_delays=(0.01, 0.01, 0.01), ack_wait=5)
+FAST = DeliveryPolicy(max_deliver=3, nak_delays_s=(0.01, 0.01, 0.01), ack_wait_s=5)
 
 
-async def next_dead_letter(nats_url: str, timeout: float = 10) -> DeadLetterRecorded:
-    nc = await nats.connect(nats_url)
+async def dead_letters(nc: Client, count: int = 1) -> list[DeadLetterRecorded]:
+    """The first ``count`` records of the dead-letter stream."""
+    sub = await nc.jetstream().subscribe("aiop.dlq.>", ordered_consumer=True)
     try:
-        sub = await nc.jetstream().subscribe("aiop.dlq.>", ordered_consumer=True)
-        msg = await sub.next_msg(timeout=timeout)
-        return decode_event(msg.data, DeadLetterRecorded)
+        return [
+            decode_event((await sub.next_msg(timeout=10)).data, DeadLetterRecorded)
+            for _ in range(count)
+        ]
     finally:
-        await nc.close()
+        await sub.unsubscribe()
 
 
-async def start(nats_url: str, handler, durable: str):  # type: ignore[no-untyped-def]
-    broker, bus = make_broker("test", nats_url)
-    durable_consumer(broker, "aiop.workflow.queued.v1.>", durable, policy=FAST)(handler)
-    app = service_app("test", broker, ServiceSettings(nats_url=nats_url))
-    task = asyncio.create_task(app.run())
-    nc = await nats.connect(nats_url)
-    try:
-        await wait_ready(nc, "test", timeout=10)
-    finally:
-        await nc.close()
-    return broker, bus, app, task
-
-
-async def test_transient_failure_is_retried_then_handled(nats_url: str) -> None:
-    seen: list[int] = []
+async def test_transient_failure_is_retried_then_handled(
+    settings: ServiceSettings, running
+) -> None:  # type: ignore[no-untyped-def]
+    svc = Service("test", settings)
+    svc.publishes(WorkflowQueued)
+    tries: list[str] = []
     done = asyncio.Event()
 
-    async def handler(msg: Msg) -> None:
-        decode_event(msg.data, WorkflowQueued)
-        seen.append(msg.metadata.num_delivered)
-        if len(seen) < 2:
+    async def handler(event: WorkflowQueued) -> None:
+        tries.append(event.reason)
+        if len(tries) < 2:
             raise ConnectionError("database briefly away")
         done.set()
 
-    _, bus, app, task = await start(nats_url, handler, "retry")
-    await bus.publish(WorkflowQueued(workflow_id="wf1", reason="test"))
-    await asyncio.wait_for(done.wait(), 10)
-    assert seen == [1, 2]
-    app.exit()
-    await task
+    svc.consume(WorkflowQueued, handler, durable="retry", policy=FAST)
+    async with running(svc):
+        await svc.bus.publish(WorkflowQueued(workflow_id="wf1", reason="test"))
+        await asyncio.wait_for(done.wait(), 10)
+    assert tries == ["test", "test"]
 
 
-async def test_poison_and_exhausted_messages_are_dead_lettered(nats_url: str) -> None:
+async def test_poison_and_foreign_messages_are_dead_lettered(
+    settings: ServiceSettings,
+    running,
+    nc: Client,  # type: ignore[no-untyped-def]
+) -> None:
+    svc = Service("test", settings)
+    svc.publishes(WorkflowQueued)
     handled = asyncio.Event()
 
-    @typed(WorkflowQueued)
     async def handler(event: WorkflowQueued) -> None:
-        if event.reason == "never":
-            raise Permanent("this workflow can never be queued")
         handled.set()
 
-    broker, bus, app, task = await start(nats_url, handler, "poison")
-    await broker.publish(b"{not json", "aiop.workflow.queued.v1.wf2", stream="AIOP")
-    record = await next_dead_letter(nats_url)
-    assert record.original_subject == "aiop.workflow.queued.v1.wf2"
-    assert record.payload == b"{not json"
-    assert record.consumer == "poison"
-    # The consumer keeps working after a poison message.
-    await bus.publish(WorkflowQueued(workflow_id="wf3", reason="fine"))
-    await asyncio.wait_for(handled.wait(), 10)
-    app.exit()
-    await task
+    svc.consume(WorkflowQueued, handler, durable="poison", policy=FAST)
+    async with running(svc):
+        js = nc.jetstream()
+        await js.publish("aiop.workflow.queued.v1.wf2", b"{not json", stream="AIOP")
+        # A message whose type is not the consumer's (here by its ce-type header) is not
+        # handed to the handler as if it were.
+        env = encode_event(WorkflowStarted(workflow_id="wf3", executor_id="x"), "test")
+        await js.publish("aiop.workflow.queued.v1.wf3", env.body, headers=env.headers)
+        poison, record = await dead_letters(nc, 2)
+        assert poison.original_subject == "aiop.workflow.queued.v1.wf2"
+        assert poison.payload == b"{not json"
+        assert poison.consumer == "poison"
+        assert record.original_subject == "aiop.workflow.queued.v1.wf3"
+        assert "poison does not take" in record.reason
+        # The consumer keeps working after both.
+        await svc.bus.publish(WorkflowQueued(workflow_id="wf4", reason="fine"))
+        await asyncio.wait_for(handled.wait(), 10)
 
 
-async def test_permanent_failure_records_its_reason(nats_url: str) -> None:
-    @typed(WorkflowQueued)
+async def test_permanent_failure_records_its_reason(
+    settings: ServiceSettings,
+    running,
+    nc: Client,  # type: ignore[no-untyped-def]
+) -> None:
+    svc = Service("test", settings)
+    svc.publishes(WorkflowQueued)
+
     async def handler(event: WorkflowQueued) -> None:
         raise Permanent("this workflow can never be queued")
 
-    _, bus, app, task = await start(nats_url, handler, "perm")
-    await bus.publish(WorkflowQueued(workflow_id="wf4", reason="never"))
-    record = await next_dead_letter(nats_url)
+    svc.consume(WorkflowQueued, handler, durable="perm", policy=FAST)
+    async with running(svc):
+        await svc.bus.publish(WorkflowQueued(workflow_id="wf5", reason="never"))
+        (record,) = await dead_letters(nc)
     assert "can never be queued" in record.reason
     assert record.deliveries == 1
-    assert msgspec.json.decode(record.payload)["workflow_id"] == "wf4"
-    app.exit()
-    await task
+    assert msgspec.json.decode(record.payload)["workflow_id"] == "wf5"

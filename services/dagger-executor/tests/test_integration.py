@@ -21,7 +21,7 @@ from aiop.contracts import (
 )
 from aiop.contracts.envelope import decode_event
 from aiop.contracts.subjects import HEARTBEAT_ALL, KV_CLAIMS
-from aiop.dagger_executor.main import ExecutorSettings, build_app
+from aiop.dagger_executor.main import ExecutorSettings, build
 from aiop.servicekit.rpc import wait_ready
 
 pytestmark = pytest.mark.integration
@@ -77,9 +77,9 @@ class Watcher:
 @pytest.fixture
 async def executor(nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
     settings = ExecutorSettings(
-        nats_url=nats_url, work_dir=tmp_path / "work", runner="local", heartbeat_interval=0.2
+        nats_url=nats_url, work_dir=tmp_path / "work", runner="local", heartbeat_interval_s=0.2
     )
-    app = build_app(settings)
+    app = build(settings)
     task = asyncio.create_task(app.run())
     nc = await nats.connect(nats_url)
     try:

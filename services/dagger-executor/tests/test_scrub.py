@@ -1,4 +1,4 @@
-"""Scrubbing secrets, including their base64 and hex encodings (RELIABILITY.md, fact 9)."""
+"""Scrubbing secrets, including their base64 and hex encodings (docs/delivery.md, "Secrets in output")."""
 
 import base64
 

@@ -25,11 +25,11 @@ from aiop.contracts import (
     WorkflowSpec,
 )
 from aiop.contracts.envelope import decode_event
+from aiop.contracts.events import EVENT_TYPES
 from aiop.contracts.subjects import KV_CLAIMS, KV_DISPATCH
-from aiop.distributor.adapters.kv import open_bucket
 from aiop.distributor.domain.dispatch import DispatchState
-from aiop.distributor.main import DistributorSettings, build_app
-from aiop.servicekit import EventBus, make_broker
+from aiop.distributor.main import DistributorSettings, build
+from aiop.servicekit import EventBus, open_bucket
 from aiop.servicekit.rpc import wait_ready
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ class Distributor:
 
     def __init__(self, nats_url: str) -> None:
         settings = DistributorSettings(nats_url=nats_url, heartbeat_interval_s=INTERVAL)
-        self.app = build_app(settings)
+        self.app = build(settings)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, nc: Client) -> "Distributor":
@@ -87,11 +87,9 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[EventBus]:
-    broker, bus = make_broker("test", nats_url)
-    await broker.connect()
-    yield bus
-    await broker.stop()
+async def bus(nc: Client) -> AsyncIterator[EventBus]:
+    """Publishes what the distributor's neighbours would."""
+    yield EventBus("aiop/test", lambda: nc, set(EVENT_TYPES.values()))
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from aiop.auth.domain.tokens import token_claims
 from aiop.auth.main import AuthSettings
 from aiop.auth.main import build as build_auth
 from aiop.contracts import WorkflowSubmitted, decode_event
+from aiop.contracts.endpoints import GET_WORKFLOW
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
-from aiop.contracts.subjects import QUERY_WORKFLOW
-from aiop.gateway.main import GatewaySettings, build, connect
+from aiop.gateway.main import GatewaySettings, bus_and_app
 from aiop.servicekit import rpc
 from aiop.servicekit.rpc import wait_ready
 
@@ -53,15 +53,15 @@ async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
     await wait_ready(nc, "auth", timeout=10)
 
     settings = GatewaySettings(nats_url=nats_url, max_body_bytes=64 * 1024)
-    app, gw = build(settings)
-    await connect(gw, settings)
+    gateway, app = bus_and_app(settings)  # its bus side runs; HTTP goes through httpx below
+    await gateway.start()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         dev_key = (tmp_path / "dev.key").read_text().strip()
         reply = await client.post("/v1/tokens", json={"api_key": dev_key})
         assert reply.status_code == 200, reply.text
         yield Env(client, nc, reply.json()["token"], tmp_path / "auth")
-    await gw.broker.stop()
+    await gateway.stop()
     await nc.close()
     auth.exit()
     await auth_task
@@ -188,13 +188,12 @@ async def test_idempotency_key_gives_one_workflow(env: Env) -> None:
 
 
 async def stub_task_manager(env: Env, views: dict[str, WorkflowView]) -> Any:
-    async def get(data: bytes) -> bytes:
-        query = msgspec.json.decode(data, type=WorkflowQuery)
+    async def get(query: WorkflowQuery) -> WorkflowView:
         if query.workflow_id not in views:
             raise rpc.QueryFailed(404, "unknown workflow")
-        return msgspec.json.encode(views[query.workflow_id])
+        return views[query.workflow_id]
 
-    return await rpc.serve(env.nc, "task-manager-stub", {"get": (QUERY_WORKFLOW, get)})
+    return await rpc.serve(env.nc, "task-manager-stub", [(GET_WORKFLOW, get)])
 
 
 async def test_status_comes_from_task_manager(env: Env) -> None:

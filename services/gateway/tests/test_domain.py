@@ -18,7 +18,7 @@ from aiop.gateway.domain.submission import (
     parse_spec,
     workflow_id_for,
 )
-from aiop.servicekit import make_broker
+from aiop.servicekit import Service, ServiceSettings
 
 
 def test_a_good_body_becomes_a_spec() -> None:
@@ -74,8 +74,8 @@ def test_status_body_is_view_plus_report() -> None:
 @pytest.fixture
 def client() -> httpx.AsyncClient:
     # The broker is never connected: these requests must not need NATS.
-    broker, bus = make_broker("gateway-test", "nats://127.0.0.1:1")
-    app = create_app(Gateway(broker, bus, max_body_bytes=1024))
+    never_connected = ServiceSettings(nats_url="nats://127.0.0.1:1")
+    app = create_app(Gateway(Service("gateway-test", never_connected), max_body_bytes=1024))
 
     @app.get("/typed/{n}")
     async def typed(n: int) -> dict[str, int]:

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
-from aiop.servicekit import make_broker
+from aiop.servicekit import Service, ServiceSettings
 
 BODY = b'{"workflow_id":"wf1","state":"succeeded"}'
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -32,8 +32,8 @@ class FullApp:
 
 @pytest.fixture
 def setup() -> tuple[httpx.AsyncClient, FullApp, InMemorySpanExporter]:
-    broker, bus = make_broker("gateway-test", "nats://127.0.0.1:1")  # never connected
-    gw = Gateway(broker, bus, max_body_bytes=1024)
+    never_connected = ServiceSettings(nats_url="nats://127.0.0.1:1")
+    gw = Gateway(Service("gateway-test", never_connected), max_body_bytes=1024)
     gw.finished.keep("wf1", "default", BODY)
     gw.finished.keep("wf2", "secret", BODY)
     soon = int(time.time()) + 600

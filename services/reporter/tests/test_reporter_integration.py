@@ -1,7 +1,7 @@
 """The reporter against a real nats-server: summaries, the query, the advisory net."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 import nats
@@ -10,13 +10,13 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from aiop.contracts import events as ev
+from aiop.contracts.endpoints import GET_REPORT
 from aiop.contracts.envelope import decode_event, encode_event
 from aiop.contracts.queries import WorkflowQuery, WorkflowReport
-from aiop.contracts.subjects import QUERY_REPORT
 from aiop.contracts.workflow import StepSpec, WorkflowSpec
-from aiop.reporter.main import build_app
+from aiop.devstack import until
+from aiop.reporter.main import ReporterSettings, build
 from aiop.servicekit.rpc import QueryFailed, request, wait_ready
-from aiop.servicekit.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ SPEC = WorkflowSpec(name="ci", steps=[StepSpec(name="build", run=["make"])])
 @pytest.fixture
 async def reporter(nats_url: str) -> AsyncIterator[Client]:
     """A running reporter, and a client connection to talk to it."""
-    app = build_app(ServiceSettings(nats_url=nats_url))
+    app = build(ReporterSettings(nats_url=nats_url))
     task = asyncio.create_task(app.run())
     nc = await nats.connect(nats_url)
     try:
@@ -43,22 +43,22 @@ async def publish(nc: Client, event: ev.Event) -> None:
     await nc.jetstream().publish(envelope.subject, envelope.body, headers=envelope.headers)
 
 
-async def report_when(nc: Client, wf: str, done: "callable", timeout: float = 10) -> WorkflowReport:  # type: ignore[valid-type]
-    """Poll the query endpoint until ``done(report)``; bounded, no fixed sleep."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: WorkflowReport | None = None
-    while loop.time() < deadline:
+async def report_when(
+    nc: Client, wf: str, done: Callable[[WorkflowReport], bool], timeout: float = 10
+) -> WorkflowReport:
+    """The report once ``done(report)`` holds (a 404 counts as not yet)."""
+
+    async def check() -> WorkflowReport | None:
         try:
-            body = await request(nc, QUERY_REPORT, WorkflowQuery(workflow_id=wf))
-            last = msgspec.json.decode(body, type=WorkflowReport)
-            if done(last):
-                return last
+            body = await request(nc, GET_REPORT.subject, WorkflowQuery(workflow_id=wf))
         except QueryFailed as exc:
             if exc.code != 404:
                 raise
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"report for {wf} not as expected in {timeout}s; last: {last}")
+            return None
+        report = msgspec.json.decode(body, type=WorkflowReport)
+        return report if done(report) else None
+
+    return await until(check, timeout, f"the report of {wf}")
 
 
 async def test_events_fold_into_a_report(reporter: Client) -> None:
@@ -83,7 +83,7 @@ async def test_events_fold_into_a_report(reporter: Client) -> None:
 
 async def test_unknown_workflow_is_404(reporter: Client) -> None:
     with pytest.raises(QueryFailed) as info:
-        await request(reporter, QUERY_REPORT, WorkflowQuery(workflow_id="nobody"))
+        await request(reporter, GET_REPORT.subject, WorkflowQuery(workflow_id="nobody"))
     assert info.value.code == 404
 
 

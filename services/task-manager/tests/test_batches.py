@@ -10,17 +10,20 @@ from opentelemetry.trace import INVALID_SPAN
 
 from aiop.contracts import (
     StepCompleted,
+    StepFailed,
     StepSpec,
     StepStarted,
     WorkflowCompleted,
+    WorkflowFailed,
     WorkflowRequested,
     WorkflowSpec,
     WorkflowStarted,
     WorkflowSubmitted,
 )
-from aiop.contracts.envelope import UndecodableEvent, encode_event
-from aiop.contracts.events import Event, WorkflowAccepted
-from aiop.servicekit import Delivery, ensure_streams
+from aiop.contracts.envelope import UndecodableEvent, decode_event, encode_event, event_type_of
+from aiop.contracts.events import Event, WorkflowAccepted, WorkflowEvent
+from aiop.servicekit import Delivery, EventBus
+from aiop.servicekit.streams import ensure_streams
 from aiop.task_manager.adapters import store
 from aiop.task_manager.adapters.db import open_pool
 from aiop.task_manager.adapters.outbox import outbox_row
@@ -50,7 +53,7 @@ def run_of(wf: str) -> list[Event]:
 
 @pytest.fixture
 async def handlers(pg_url: str) -> AsyncIterator[Handlers]:
-    h = Handlers()
+    h = Handlers(pg_url, EventBus("test", lambda: None, ()), 1.0, 1.0)  # type: ignore[arg-type,return-value]
     h.pool = await open_pool(pg_url, size=4)
     async with h.pool.acquire() as conn:
         for wf in ("wf-a", "wf-b"):
@@ -80,8 +83,18 @@ def encoded(event: Event, msg_id: str | None = None) -> tuple[str, bytes, dict[s
     return env.subject, env.body, {**env.headers, "Nats-Msg-Id": msg_id or event.event_id}
 
 
-def batch_of(msgs: list[Msg]) -> list[Delivery]:
-    return [Delivery(m, INVALID_SPAN) for m in msgs]
+def batch_of(msgs: list[Msg]) -> list[Delivery[WorkflowEvent]]:
+    """The deliveries the consumer hands over: what it could decode, in order (what it
+    cannot decode it dead-letters itself)."""
+    batch = []
+    for m in msgs:
+        kind = event_type_of(m.subject, dict(m.headers or {}))
+        try:
+            assert kind is not None
+            batch.append(Delivery(m, decode_event(m.data, kind), INVALID_SPAN))
+        except UndecodableEvent:
+            continue
+    return batch  # type: ignore[return-value]
 
 
 async def test_two_interleaved_runs_fold_in_one_batch(nats_url: str, handlers: Handlers) -> None:
@@ -94,9 +107,7 @@ async def test_two_interleaved_runs_fold_in_one_batch(nats_url: str, handlers: H
 
     outcomes = await handlers.on_event(batch_of(msgs))
 
-    assert [type(o) for o in outcomes] == [
-        UndecodableEvent if i == 5 else type(None) for i in range(len(raw))
-    ]
+    assert outcomes == [None] * (len(raw) - 1)  # all but the undecodable one
     async with handlers.pool.acquire() as conn:
         views = [await store.view(conn, wf) for wf in ("wf-a", "wf-b")]
         claimed = await conn.fetchval("select count(*) from inbox where consumer = $1", CONSUMER)
@@ -130,3 +141,30 @@ async def test_batches_sharing_workflows_do_not_deadlock(nats_url: str, handlers
     async with handlers.pool.acquire() as conn:
         states = await conn.fetch("select state from workflows order by id")
     assert [r["state"] for r in states] == ["succeeded", "succeeded"]
+
+
+async def test_a_closed_out_step_is_stored_and_its_late_end_replaces_it(
+    nats_url: str, handlers: Handlers
+) -> None:
+    wf = "wf-a"
+    ended = [
+        *run_of(wf)[:3],  # requested, started, lint started
+        WorkflowFailed(workflow_id=wf, executor_id="ex1", reason="executor error: boom"),
+    ]
+    late = StepFailed(workflow_id=wf, step="lint", exit_code=1, error="exit 1", duration_s=0.5)
+    msgs = await fetched(nats_url, [encoded(e) for e in (*ended, late)])
+
+    async def steps() -> list[tuple[str, int | None, bool]]:
+        async with handlers.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select state, exit_code, closed_by_workflow from steps"
+                " where workflow_id = $1 order by position",
+                wf,
+            )
+        return [(r["state"], r["exit_code"], r["closed_by_workflow"]) for r in rows]
+
+    # Separate batches: the second folds onto what the first stored.
+    assert await handlers.on_event(batch_of(msgs[:-1])) == [None] * len(ended)
+    assert await steps() == [("cancelled", None, True), ("skipped", None, True)]
+    assert await handlers.on_event(batch_of(msgs[-1:])) == [None]
+    assert await steps() == [("failed", 1, False), ("skipped", None, True)]

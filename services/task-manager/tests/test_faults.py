@@ -8,13 +8,14 @@ import nats
 import pytest
 
 from aiop.contracts import StepSpec, WorkflowQueued, WorkflowSpec, WorkflowSubmitted
+from aiop.contracts.endpoints import GET_WORKFLOW
 from aiop.contracts.envelope import encode_event
 from aiop.contracts.events import Event
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
-from aiop.contracts.subjects import QUERY_WORKFLOW
+from aiop.devstack import until
 from aiop.devstack.postgres import PostgresServer
 from aiop.servicekit import rpc
-from aiop.task_manager.main import Settings, build
+from aiop.task_manager.main import TaskManagerSettings, build
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ SPEC = WorkflowSpec(name="build", steps=[StepSpec(name="lint", run=["ruff"])])
 
 async def test_survives_a_postgres_crash(nats_url: str, tmp_path: Path) -> None:
     pg = await asyncio.to_thread(PostgresServer(tmp_path / "pg").start)
-    app = build(Settings(nats_url=nats_url, database_url=pg.url, outbox_interval=0.05))
+    app = build(TaskManagerSettings(nats_url=nats_url, database_url=pg.url, outbox_interval_s=0.05))
     task = asyncio.create_task(app.run())
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
@@ -34,28 +35,24 @@ async def test_survives_a_postgres_crash(nats_url: str, tmp_path: Path) -> None:
 
     async def state() -> str | None:
         try:
-            body = await rpc.request(nc, QUERY_WORKFLOW, WorkflowQuery(workflow_id="wf1"))
+            body = await rpc.request(nc, GET_WORKFLOW.subject, WorkflowQuery(workflow_id="wf1"))
         except rpc.QueryFailed:
             return None
         return msgspec.json.decode(body, type=WorkflowView).state
 
-    async def until(expected: str) -> None:
-        async with asyncio.timeout(15):
-            while True:  # polls a state: there is no event to wait on
-                if await state() == expected:
-                    return
-                await asyncio.sleep(0.05)
+    async def state_is(expected: str) -> bool:
+        return await state() == expected
 
     try:
         await rpc.wait_ready(nc, "task-manager", timeout=15)
         await send(WorkflowSubmitted(workflow_id="wf1", spec=SPEC, principal="me"))
-        await until("accepted")
+        await until(lambda: state_is("accepted"), 15, "state accepted")
         await asyncio.to_thread(pg.stop, "immediate")
         # Handled while the database is down: fails, is NAKed, and is redelivered later.
         await send(WorkflowQueued(workflow_id="wf1", reason="waiting for an executor"))
         assert await state() is None
         await asyncio.to_thread(pg.start)
-        await until("queued")
+        await until(lambda: state_is("queued"), 15, "state queued")
     finally:
         app.exit()
         await task

@@ -32,4 +32,4 @@ def test_migrate_command(pg_url: str) -> None:
         env=env, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "applied migrations [1]" in done.stdout
+    assert "applied migrations [1, 2]" in done.stdout

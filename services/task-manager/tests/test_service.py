@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
@@ -24,12 +24,13 @@ from aiop.contracts import (
     WorkflowStarted,
     WorkflowSubmitted,
 )
+from aiop.contracts.endpoints import GET_WORKFLOW
 from aiop.contracts.envelope import decode_event, encode_event
 from aiop.contracts.events import Event
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
-from aiop.contracts.subjects import QUERY_WORKFLOW
+from aiop.devstack import until
 from aiop.servicekit import rpc
-from aiop.task_manager.main import Settings, build
+from aiop.task_manager.main import TaskManagerSettings, build
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,8 @@ SPEC = WorkflowSpec(
 @pytest.fixture
 async def nc(nats_url: str, pg_url: str) -> AsyncIterator[Client]:
     """A running task-manager, and a client connection to its nats-server."""
-    settings = Settings(
-        nats_url=nats_url, database_url=pg_url, outbox_interval=0.05, outbox_grace=0.0
+    settings = TaskManagerSettings(
+        nats_url=nats_url, database_url=pg_url, outbox_interval_s=0.05, outbox_grace_s=0.0
     )
     app = build(settings)
     task = asyncio.create_task(app.run())
@@ -67,17 +68,8 @@ async def send(js: JetStreamContext, event: Event, msg_id: str | None = None) ->
 
 
 async def query(nc: Client, workflow_id: str) -> WorkflowView:
-    body = await rpc.request(nc, QUERY_WORKFLOW, WorkflowQuery(workflow_id=workflow_id))
+    body = await rpc.request(nc, GET_WORKFLOW.subject, WorkflowQuery(workflow_id=workflow_id))
     return msgspec.json.decode(body, type=WorkflowView)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll a state (not an event: state has no notification) until true or timeout."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.02)
 
 
 async def test_submitted_is_stored_and_accepted(nc: Client, pg_url: str) -> None:
@@ -129,7 +121,7 @@ async def test_redelivered_event_has_one_effect(nc: Client, pg_url: str) -> None
         info = await js.consumer_info("AIOP", "task-manager-submitted")
         return bool(info.delivered.stream_seq >= 2 and info.num_ack_pending == 0)
 
-    await eventually(both_handled)
+    await until(both_handled, what="both events handled")
     info = await js.stream_info("AIOP", subjects_filter="aiop.workflow.accepted.v1.>")
     assert info.state.subjects == {"aiop.workflow.accepted.v1.wf3": 1}
     conn = await asyncpg.connect(pg_url)
@@ -151,7 +143,7 @@ async def test_full_run_is_visible_in_the_query(nc: Client) -> None:
     async def state_is(state: str) -> bool:
         return (await query(nc, wf)).state == state
 
-    await eventually(lambda: state_is("queued"))
+    await until(lambda: state_is("queued"), what="state queued")
     assert (await query(nc, wf)).reason == "no executor in pool default"
     for event in (
         WorkflowRequested(workflow_id=wf, spec=SPEC, pool="default"),
@@ -168,7 +160,7 @@ async def test_full_run_is_visible_in_the_query(nc: Client) -> None:
         view = await query(nc, wf)
         return view.state == "succeeded" and all(s.state == "succeeded" for s in view.steps)
 
-    await eventually(all_done)
+    await until(all_done, what="every event folded")
     view = await query(nc, wf)
     assert (view.attempt, view.executor_id, view.reason) == (1, "ex1", None)
     assert [(s.name, s.exit_code, s.duration_s) for s in view.steps] == [
@@ -202,6 +194,6 @@ async def test_unpublished_outbox_rows_are_relayed(nc: Client, pg_url: str) -> N
         async def marked() -> bool:
             return bool(await conn.fetchval("select published_at is not null from outbox"))
 
-        await eventually(marked)
+        await until(marked, what="outbox rows marked published")
     finally:
         await conn.close()

@@ -190,3 +190,87 @@ def test_illegal_transitions_are_refused_with_a_reason() -> None:
         outcome = fold(rejected, event)
         assert isinstance(outcome, Illegal)
         assert "rejected" in outcome.reason
+
+
+def failed(reason: str = "executor error: RuntimeError: lost", attempt: int = 1) -> WorkflowFailed:
+    return WorkflowFailed(workflow_id=WF, executor_id="ex1", reason=reason, attempt=attempt)
+
+
+def test_completed_closes_out_steps_still_pending_or_running() -> None:
+    wf = apply(
+        accepted(), requested(), started(), StepStarted(workflow_id=WF, step="lint"),
+        WorkflowCompleted(workflow_id=WF, executor_id="ex1"),
+    )  # fmt: skip
+    assert wf.state == "succeeded"
+    assert [(s.state, s.attempt, s.closed_by_workflow, s.error) for s in wf.steps] == [
+        ("succeeded", 1, True, None), ("succeeded", 1, True, None),
+    ]  # fmt: skip
+    assert all(s.finished_at == wf.finished_at for s in wf.steps)
+
+
+def test_failed_closes_pending_as_skipped_and_running_as_cancelled() -> None:
+    wf = apply(
+        accepted(), requested(), started(), StepStarted(workflow_id=WF, step="lint"), failed()
+    )
+    lint, test = wf.steps
+    assert (wf.state, lint.state, test.state) == ("failed", "cancelled", "skipped")
+    assert lint.closed_by_workflow
+    assert test.closed_by_workflow
+    for step in wf.steps:
+        assert step.error is not None
+        assert "workflow failed" in step.error
+        assert "executor error: RuntimeError: lost" in step.error
+
+
+def test_a_late_real_end_refines_a_closed_step() -> None:
+    wf = apply(
+        accepted(), requested(), started(), StepStarted(workflow_id=WF, step="lint"), failed()
+    )
+    late = StepFailed(
+        workflow_id=WF, step="lint", exit_code=2, error="exit 2", output_tail="E501",
+        duration_s=1.5,
+    )  # fmt: skip
+    wf = apply(wf, late, StepSkipped(workflow_id=WF, step="test", reason="needs lint"))
+    lint, test = wf.steps
+    assert (lint.state, lint.exit_code, lint.error, lint.duration_s, lint.closed_by_workflow) == (
+        "failed", 2, "exit 2", 1.5, False,
+    )  # fmt: skip
+    assert lint.started_at is not None  # from the StepStarted before the close-out
+    assert (test.state, test.error, test.closed_by_workflow) == ("skipped", "needs lint", False)
+    # Refined once: the real end is not replaced by another one, nor by a copy of itself.
+    assert isinstance(fold(wf, late), Ignored)
+    assert isinstance(fold(wf, step_done("lint")), Ignored)
+
+
+def test_a_late_real_success_refines_a_step_closed_by_completion() -> None:
+    wf = apply(accepted(), started(), WorkflowCompleted(workflow_id=WF, executor_id="ex1"))
+    wf = apply(wf, StepCompleted(workflow_id=WF, step="lint", exit_code=0, duration_s=0.25))
+    lint = wf.step("lint")
+    assert lint is not None
+    assert (lint.state, lint.exit_code, lint.duration_s, lint.closed_by_workflow) == (
+        "succeeded", 0, 0.25, False,
+    )  # fmt: skip
+
+
+def test_a_late_start_does_not_reopen_a_closed_step() -> None:
+    wf = apply(accepted(), requested(), started(), failed())
+    outcome = fold(wf, StepStarted(workflow_id=WF, step="test"))
+    assert isinstance(outcome, Ignored)
+    assert [s.state for s in wf.steps] == ["skipped", "skipped"]
+    # Nor does the end of another attempt refine it.
+    assert isinstance(fold(wf, step_done("test", attempt=2)), Ignored)
+
+
+def test_in_order_runs_end_with_steps_as_their_events_left_them() -> None:
+    run = apply(accepted(), requested(), started(), StepStarted(workflow_id=WF, step="lint"))
+    ok = apply(run, step_done("lint"), StepStarted(workflow_id=WF, step="test"), step_done("test"))
+    done = apply(ok, WorkflowCompleted(workflow_id=WF, executor_id="ex1"))
+    assert done.steps == ok.steps
+    bad = apply(
+        run,
+        StepFailed(workflow_id=WF, step="lint", exit_code=1, error="exit 1"),
+        StepSkipped(workflow_id=WF, step="test", reason="needs lint, which failed"),
+    )
+    ended = apply(bad, failed("step lint failed"))
+    assert ended.steps == bad.steps
+    assert not any(s.closed_by_workflow for s in (*done.steps, *ended.steps))

@@ -15,9 +15,10 @@ import yaml
 from aiop.cli.client import ApiError, Gateway
 from aiop.cli.render import status_lines
 from aiop.cli.stack import NoPlatform, load_stack, nats_url
+from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
+from aiop.contracts.subjects import InvalidToken, check_token
 
 app = typer.Typer(help="AIOP, the AI Orchestration Platform.", no_args_is_help=True)
-TERMINAL = {"succeeded", "failed", "cancelled", "timed_out", "rejected"}
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -92,18 +93,9 @@ def submit(
     raise typer.Exit(0 if view["state"] == "succeeded" else 1)
 
 
-def settled(view: dict[str, Any]) -> bool:
-    """Terminal, with every step's final event applied too: task-manager takes workflow
-    and step events on separate consumers, so the last step may land a moment later."""
-    if view["state"] not in TERMINAL:
-        return False
-    if view["state"] == "rejected":
-        return True
-    return all(s["state"] not in {"pending", "running"} for s in view.get("steps") or [])
-
-
 def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> dict[str, Any]:
-    """Poll the gateway until the workflow is terminal or ``timeout`` passes."""
+    """Poll the gateway until the workflow is terminal or ``timeout`` passes. A terminal
+    workflow shows no step pending or running: task-manager closes those out."""
     deadline = time.monotonic() + timeout
     last = ""
     delay = 0.02
@@ -112,7 +104,7 @@ def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> d
         if show and view["state"] != last:
             typer.echo(f"  {datetime.now():%H:%M:%S}  {view['state']}", err=True)
             last = view["state"]
-        if settled(view) or time.monotonic() > deadline:
+        if view["state"] in TERMINAL or time.monotonic() > deadline:
             return view
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
@@ -162,8 +154,12 @@ def tail(
     patterns = subjects or ["aiop.workflow.>", "aiop.step.>", "aiop.dlq.>"]
     try:
         url = nats_url()
+        if workflow is not None:
+            check_token(workflow, "workflow id")
     except NoPlatform as exc:
         fail(str(exc), 3)
+    except InvalidToken as exc:
+        fail(str(exc), 2)
 
     def emit(line: str) -> None:
         typer.echo(line)

@@ -1,40 +1,163 @@
-"""``aiop tail``: the live event stream, filtered, optionally replayed from the past."""
+"""``aiop tail``: the live event stream, filtered, optionally replayed from the past.
+
+Each stream is read through one consumer filtering on all of its patterns at once, so a
+run's ``step.started`` lines come before its ``workflow.failed`` line, as the stream holds
+them. There is no order across streams (AIOP, AIOP_LOGS, AIOP_DLQ, ...): each keeps its
+own sequence, and their lines interleave as they arrive.
+"""
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import datetime
+from itertools import combinations
 
 import nats
-from nats.js.api import ConsumerConfig, DeliverPolicy
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
 
 from aiop.cli.render import event_line, summary
 from aiop.contracts.envelope import UndecodableEvent, decode_event, event_type_of
-from aiop.contracts.subjects import STREAM_SUBJECTS, workflow_id_of
+from aiop.contracts.events import EVENT_TYPES
+from aiop.contracts.subjects import STREAM_SUBJECTS, check_token, workflow_id_of
+
+# Where a workflow's id sits in its events' subjects, from each event's routing tokens:
+# "aiop.workflow.*.*.{}", and "aiop.workflow.*.*.*.{}" for aiop.workflow.requested.v1.<pool>.<id>.
+WORKFLOW_SUBJECTS = tuple(
+    sorted({
+        ".".join([*cls.TYPE.split(".")[:2], "*", "*", *["*"] * cls.ROUTING.index("workflow_id"), "{}"])
+        for cls in EVENT_TYPES.values()
+        if "workflow_id" in cls.ROUTING
+    })
+)  # fmt: skip
+
+BATCH = 256  # messages per pull request
+WAIT = 5.0  # seconds a pull request waits for messages
+HEARTBEAT = 1.0  # the server's sign of life during a quiet pull request
+RETRY = 0.5  # seconds between attempts to recreate a lost consumer
 
 
-def streams_for(patterns: list[str]) -> dict[str, list[str]]:
-    """Which streams hold messages matching ``patterns`` (NATS wildcards), and the filters."""
+def streams_for(patterns: list[str], workflow: str | None = None) -> dict[str, list[str]]:
+    """The streams holding subjects that match ``patterns`` (and belong to ``workflow``),
+    each with the filters that select them on the server."""
     chosen: dict[str, list[str]] = {}
-    for pattern in patterns:
-        for stream, subjects in STREAM_SUBJECTS.items():
-            if any(_overlaps(pattern, s) for s in subjects):
-                chosen.setdefault(stream, []).append(pattern)
+    for stream, subjects in STREAM_SUBJECTS.items():
+        filters = _filters(patterns, subjects, workflow)
+        if any(_intersect(a, b) for a, b in combinations(filters, 2)):
+            # The server refuses overlapping filters: take the whole of the stream subjects
+            # they touch and leave the choice to the client-side match.
+            touched = [s for s in subjects if any(_intersect(f, s) for f in filters)]
+            filters = _filters(touched, subjects, workflow)
+        if filters:
+            chosen[stream] = filters
     return chosen
 
 
-def _overlaps(a: str, b: str) -> bool:
+def _filters(patterns: list[str], subjects: list[str], workflow: str | None) -> list[str]:
+    scopes = [s.format(workflow) for s in WORKFLOW_SUBJECTS] if workflow else [">"]
+    found = {
+        f
+        for pattern in patterns
+        for subject in subjects
+        for scope in scopes
+        if (f := _intersect(pattern, subject)) and (f := _intersect(f, scope))
+    }
+    return sorted(f for f in found if not any(g != f and _covers(g, f) for g in found))
+
+
+def _intersect(a: str, b: str) -> str | None:
+    """The pattern matching exactly the subjects both ``a`` and ``b`` match, if any."""
     ta, tb = a.split("."), b.split(".")
-    for i in range(max(len(ta), len(tb))):
-        x = ta[i] if i < len(ta) else None
-        y = tb[i] if i < len(tb) else None
-        if x == ">" or y == ">":
-            return True
-        if x is None or y is None:
-            return False
+    both: list[str] = []
+    for i, (x, y) in enumerate(zip(ta, tb, strict=False)):
+        if x == ">":
+            return ".".join(both + tb[i:])
+        if y == ">":
+            return ".".join(both + ta[i:])
         if x != y and "*" not in (x, y):
-            return False
-    return True
+            return None
+        both.append(y if x == "*" else x)
+    return ".".join(both) if len(ta) == len(tb) else None
+
+
+def _covers(a: str, b: str) -> bool:
+    """Whether every subject matching ``b`` matches ``a``."""
+    return _intersect(a, b) == b
+
+
+class StreamReader:
+    """One stream's matching messages in stream order, read through an ephemeral pull
+    consumer. nats-py's ordered push consumer restarts after a reconnect from sequence 1
+    when it has delivered nothing yet, and cannot restart at all after ``--since``; this
+    reader recreates its consumer just past the last message it handed on."""
+
+    def __init__(self, js: JetStreamContext, stream: str, filters: list[str]) -> None:
+        self.js, self.stream, self.filters = js, stream, filters
+        self.last = 0  # stream sequence of the last message handed on, or where reading starts
+        self.sub: JetStreamContext.PullSubscription | None = None
+        self.expected = 1  # consumer sequence the next message must carry; another is a gap
+
+    async def open(self, since: datetime | None, from_start: bool) -> None:
+        if since is not None:
+            start = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since)
+        else:
+            start = ConsumerConfig(
+                deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+            )
+        await self._consume(start)
+
+    async def _consume(self, start: ConsumerConfig) -> None:
+        config = start.evolve(
+            filter_subjects=self.filters,
+            ack_policy=AckPolicy.NONE,  # a viewer: nothing to redeliver
+            inactive_threshold=30.0,  # the server removes it once we are gone
+            mem_storage=True,
+            num_replicas=1,
+        )
+        info = await self.js.add_consumer(self.stream, config)
+        # Where it starts, whatever the policy: the point to resume from if it is lost early.
+        assert info.delivered is not None, "the server always reports it"
+        self.last, self.expected = info.delivered.stream_seq, 1
+        self.sub = await self.js.pull_subscribe_bind(info.name, self.stream)
+
+    async def follow(self, out: asyncio.Queue[Msg]) -> None:
+        assert self.sub is not None, "open() first"
+        while True:
+            try:
+                msgs = await self.sub.fetch(BATCH, timeout=WAIT, heartbeat=HEARTBEAT)
+            except FetchTimeoutError:
+                continue  # quiet, but the server answered
+            except (nats.errors.Error, TimeoutError):
+                # No sign of life (server restart, reconnect, consumer gone), or an error.
+                await self._resume()
+                continue
+            for msg in msgs:
+                seq = msg.metadata.sequence
+                if seq.consumer != self.expected:  # a message was lost on the way
+                    await self._resume()
+                    break
+                self.last, self.expected = seq.stream, self.expected + 1
+                await out.put(msg)
+
+    async def _resume(self) -> None:
+        assert self.sub is not None
+        with contextlib.suppress(nats.errors.Error):
+            await self.sub.unsubscribe()  # the old consumer expires on its own
+        start = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last + 1
+        )
+        while True:
+            try:
+                await self._consume(start)
+                return
+            except nats.errors.ConnectionClosedError:
+                raise
+            except (nats.errors.Error, TimeoutError):
+                await asyncio.sleep(RETRY)  # the client reconnects meanwhile, or closes
 
 
 async def tail(
@@ -48,44 +171,51 @@ async def tail(
     emit: Callable[[str], None],
     as_json: bool,
 ) -> int:
+    if workflow is not None:
+        check_token(workflow, "workflow id")  # it becomes a filter token
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    queue: asyncio.Queue[nats.aio.msg.Msg] = asyncio.Queue()
-
-    async def on_msg(msg: nats.aio.msg.Msg) -> None:
-        await queue.put(msg)
-
-    def config() -> ConsumerConfig:
-        # A fresh config per subscription: subscribe() writes its filter into the one it gets.
-        if since is not None:
-            return ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since.isoformat()
-            )
-        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW)
-
-    for stream, filters in streams_for(patterns).items():
-        for subject in filters:
-            await js.subscribe(
-                subject, stream=stream, ordered_consumer=True, config=config(), cb=on_msg
-            )
+    # Bounded: a reader waits for the printing rather than piling up a whole replay.
+    queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=BATCH)
     shown = 0
     try:
-        while count is None or shown < count:
+        readers = [StreamReader(js, s, f) for s, f in streams_for(patterns, workflow).items()]
+        for reader in readers:
+            await reader.open(since, from_start)
+        async with asyncio.TaskGroup() as group:
+            following = [group.create_task(r.follow(queue)) for r in readers]
             try:
-                msg = await asyncio.wait_for(queue.get(), idle_timeout)
-            except TimeoutError:
-                break
-            wf = workflow_id_of(msg.subject) or ""
-            if workflow and wf != workflow:
-                continue
-            emit(_format(msg, wf, as_json))
-            shown += 1
+                while count is None or shown < count:
+                    try:
+                        async with asyncio.timeout(idle_timeout):
+                            msg = await queue.get()
+                    except TimeoutError:
+                        break
+                    # Safety net: the server-side filters may be wider (see streams_for).
+                    wf = workflow_id_of(msg.subject) or ""
+                    if workflow and wf != workflow:
+                        continue
+                    if not any(_intersect(p, msg.subject) for p in patterns):
+                        continue
+                    emit(_format(msg, wf, as_json))
+                    shown += 1
+            finally:
+                await _stop(following)
     finally:
         await nc.close()
     return shown
 
 
-def _format(msg: nats.aio.msg.Msg, wf: str, as_json: bool) -> str:
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until done: Python 3.11's asyncio.wait_for, inside nats-py's fetch, drops a
+    cancellation that arrives together with a message, and the reader reads on."""
+    while pending := [task for task in tasks if not task.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.1)
+
+
+def _format(msg: Msg, wf: str, as_json: bool) -> str:
     headers = msg.headers or {}
     cls = event_type_of(msg.subject, headers)
     when = (

@@ -1,7 +1,7 @@
 """Events on the wire: msgspec JSON body, CloudEvents binary-mode headers.
 
 ``Nats-Msg-Id`` is the event id, so JetStream drops a retried publish of the same event
-within its duplicate window (RELIABILITY.md, fact 2).
+within its duplicate window (docs/delivery.md, "Publishing once").
 """
 
 from typing import TypeVar

@@ -1,6 +1,6 @@
 """Every event on the AIOP bus, version 1.
 
-Rules (DESIGN.md, Events): within ``v1`` only optional fields may be added; a breaking
+Rules (docs/architecture.md, "Events"): within ``v1`` only optional fields may be added; a breaking
 change is a new struct with ``v2`` in its ``TYPE``, published beside this one. Decoders
 ignore unknown fields, so an old consumer reads a newer producer's events.
 
@@ -30,16 +30,33 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Fields every event carries. ``event_id`` is also the ``Nats-Msg-Id`` it is published with."""
 
     TYPE: ClassVar[str] = ""
+    # The subject tokens after TYPE, in order, named by the fields that fill them.
+    ROUTING: ClassVar[tuple[str, ...]] = ()
     event_id: str = msgspec.field(default_factory=new_id)
     occurred_at: datetime = msgspec.field(default_factory=now)
 
     def subject(self) -> str:
         return self.TYPE
 
+    @classmethod
+    def filter(cls, **tokens: str) -> str:
+        """The subject filter for this event type, its leading routing tokens fixed by
+        ``tokens`` (``WorkflowRequested.filter(pool="gpu")``), the rest matched by ``>``."""
+        fixed = []
+        for name in cls.ROUTING[: len(tokens)]:
+            if name not in tokens:
+                break
+            fixed.append(check_token(tokens[name], name.replace("_", " ")))
+        if len(fixed) != len(tokens):
+            raise ValueError(f"{cls.__name__} routes by {cls.ROUTING}, not {sorted(tokens)}")
+        wild = [">"] if len(fixed) < len(cls.ROUTING) else []
+        return ".".join([cls.TYPE, *fixed, *wild])
+
 
 class WorkflowEvent(Event, frozen=True, kw_only=True, omit_defaults=True):
     """An event about one workflow; its id is the subject's last token."""
 
+    ROUTING: ClassVar[tuple[str, ...]] = ("workflow_id",)
     workflow_id: str
 
     def subject(self) -> str:
@@ -80,6 +97,7 @@ class WorkflowRequested(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=
     """The distributor sent the workflow to an executor pool. ``attempt`` grows on each resend."""
 
     TYPE: ClassVar[str] = "aiop.workflow.requested.v1"
+    ROUTING: ClassVar[tuple[str, ...]] = ("pool", "workflow_id")
     spec: WorkflowSpec
     pool: str
     attempt: int = 1
@@ -165,6 +183,7 @@ class ExecutorHeartbeat(Event, frozen=True, kw_only=True, omit_defaults=True):
     """An executor's liveness and capacity, on core NATS every few seconds."""
 
     TYPE: ClassVar[str] = "aiop.executor.heartbeat.v1"
+    ROUTING: ClassVar[tuple[str, ...]] = ("pool", "executor_id")
     executor_id: str
     pool: str
     capabilities: list[str]
@@ -181,6 +200,7 @@ class DeadLetterRecorded(Event, frozen=True, kw_only=True, omit_defaults=True):
     """A message that could not be processed, kept whole with the reason (stream AIOP_DLQ)."""
 
     TYPE: ClassVar[str] = "aiop.dlq.recorded.v1"
+    ROUTING: ClassVar[tuple[str, ...]] = ("stream", "consumer")
     stream: str
     consumer: str
     original_subject: str

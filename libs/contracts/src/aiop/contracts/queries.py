@@ -5,27 +5,12 @@ A query that fails answers with the micro error headers ``Nats-Service-Error`` a
 """
 
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 
-WorkflowState = Literal[
-    "submitted",
-    "accepted",
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "timed_out",
-    "rejected",
-]
-StepState = Literal[
-    "pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled", "timed_out"
-]
-TERMINAL_WORKFLOW_STATES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "cancelled", "timed_out", "rejected"}
-)
+# The states moved to aiop.contracts.states; they are still importable from here.
+from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL_WORKFLOW_STATES
+from aiop.contracts.states import StepState, WorkflowState
 
 
 class WorkflowQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,7 @@
 
 Routing tokens (workflow id, executor pool, executor id) may come from user input, so
 each one is checked: a ``.``, ``*``, ``>`` or whitespace would change what a subscriber
-matches (RELIABILITY.md, fact 8).
+matches (docs/delivery.md, "Subject tokens").
 """
 
 import re
@@ -21,6 +21,15 @@ STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_EXT: ["ext.>"],
     STREAM_DLQ: ["aiop.dlq.>"],
 }
+
+
+def stream_for(subject: str) -> str | None:
+    """The stream that stores ``subject``, or None for a core NATS subject."""
+    for stream, patterns in STREAM_SUBJECTS.items():
+        if any(subject.startswith(pattern.removesuffix(">")) for pattern in patterns):
+            return stream
+    return None
+
 
 # Request/reply endpoints (nats.micro services); not persisted.
 QUERY_WORKFLOW = "aiop.query.workflow.get.v1"

@@ -7,5 +7,6 @@ a server installed on the host.
 from aiop.devstack.nats import NatsServer
 from aiop.devstack.ports import free_port
 from aiop.devstack.postgres import PostgresServer
+from aiop.devstack.waiting import until, until_sync
 
-__all__ = ["NatsServer", "PostgresServer", "free_port"]
+__all__ = ["NatsServer", "PostgresServer", "free_port", "until", "until_sync"]

@@ -26,7 +26,7 @@ class NatsServer:
 
     ``sync_interval: always`` makes JetStream fsync each write before acknowledging it;
     the default (every 2 minutes) loses acknowledged messages on power loss
-    (RELIABILITY.md, fact 4).
+    (docs/delivery.md, "Durable storage").
     """
 
     def __init__(

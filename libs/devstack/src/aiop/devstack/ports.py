@@ -1,5 +1,6 @@
 import socket
 import time
+from collections.abc import Callable
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -9,7 +10,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float, alive: "callable[[], bool]") -> None:  # type: ignore[valid-type]
+def wait_for_port(host: str, port: int, timeout: float, alive: Callable[[], bool]) -> None:
     """Block until ``host:port`` accepts a connection; fail early if ``alive()`` turns false."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

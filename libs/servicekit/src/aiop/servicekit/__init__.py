@@ -1,12 +1,13 @@
-"""What every AIOP service shares, wired the same way in each: settings, tracing, the
-broker with AIOP's delivery policy, event publishing, stream setup and readiness."""
+"""What every AIOP service shares, wired the same way in each: the Service object (the
+bus, its consumers, endpoints, listeners and lifecycle), the delivery policy, tracing,
+streams and KV buckets."""
 
-from aiop.servicekit.bus import EventBus, make_broker, typed
-from aiop.servicekit.consumer import Delivery, Outcomes, durable_batch_consumer, durable_consumer
+from aiop.servicekit.bus import EventBus, UndeclaredEvent
+from aiop.servicekit.consumer import Delivery, Outcomes
 from aiop.servicekit.delivery import DeliveryPolicy, Permanent
+from aiop.servicekit.kv import open_bucket
+from aiop.servicekit.service import Service
 from aiop.servicekit.settings import ServiceSettings
-from aiop.servicekit.streams import ensure_streams
-from aiop.servicekit.telemetry import setup_tracing
 
 __all__ = [
     "Delivery",
@@ -14,11 +15,8 @@ __all__ = [
     "EventBus",
     "Outcomes",
     "Permanent",
+    "Service",
     "ServiceSettings",
-    "durable_batch_consumer",
-    "durable_consumer",
-    "ensure_streams",
-    "make_broker",
-    "setup_tracing",
-    "typed",
+    "UndeclaredEvent",
+    "open_bucket",
 ]

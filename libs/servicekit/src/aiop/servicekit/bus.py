@@ -1,66 +1,39 @@
-"""The broker every service uses, and publishing events with their CloudEvents headers."""
+"""Publishing events with their CloudEvents headers and the current trace context.
 
-import functools
+A service publishes only the event types it declared (``Service.publishes``): the
+declarations are the AsyncAPI document and the bus permissions, so an undeclared publish
+is a bug that fails at once rather than a subject nobody knows about.
+"""
+
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection
 
-from fast_depends.msgspec import MsgSpecSerializer
-from faststream.nats import NatsBroker, NatsMessage
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from opentelemetry import propagate
-from opentelemetry.sdk.trace import TracerProvider
 
-from aiop.contracts.envelope import decode_event, encode_event
+from aiop.contracts.envelope import encode_event, event_type_of
 from aiop.contracts.events import DeadLetterRecorded, Event, dead_letter_id
-from aiop.contracts.subjects import STREAM_SUBJECTS
-from aiop.servicekit.consumer import attach_bus
+from aiop.contracts.subjects import stream_for
 
 log = logging.getLogger("aiop.bus")
 
-E = TypeVar("E", bound=Event)
-MessageHandler = Callable[[Msg | NatsMessage], Awaitable[None]]
-
-PUBLISH_TIMEOUT = 5.0
+PUBLISH_TIMEOUT_S = 5.0
 
 
-def stream_for(subject: str) -> str | None:
-    """The stream that stores ``subject``, or None for core NATS subjects."""
-    for stream, patterns in STREAM_SUBJECTS.items():
-        for pattern in patterns:
-            if subject.startswith(pattern.removesuffix(">")):
-                return stream
-    return None
-
-
-async def publish_raw(
-    broker: NatsBroker, subject: str, body: bytes, headers: dict[str, str]
-) -> None:
-    """Publish on the broker's connection with the current trace context in ``headers``;
-    JetStream-acked when a stream holds ``subject``, core NATS otherwise.
-
-    Straight through nats-py rather than FastStream's publisher: its middleware chain and
-    extra span were a quarter of the CPU of a consume-and-publish hop
-    (docs/performance.md). The consumer's span continues the trace from ``traceparent``.
-    """
-    propagate.inject(headers)
-    stream = stream_for(subject)
-    nc = broker.connection
-    if stream is None:
-        await nc.publish(subject, body, headers=headers)
-        return
-    await nc.jetstream().publish(
-        subject, body, timeout=PUBLISH_TIMEOUT, stream=stream, headers=headers
-    )
+class UndeclaredEvent(Exception):
+    """A service published an event type it never declared."""
 
 
 class EventBus:
-    """Publishes AIOP events through ``broker`` as service ``source``."""
+    """Publishes AIOP events as service ``source`` on the connection ``connection()``."""
 
-    def __init__(self, broker: NatsBroker, source: str) -> None:
-        self.broker = broker
+    def __init__(
+        self, source: str, connection: Callable[[], Client], declared: Collection[type[Event]]
+    ) -> None:
         self.source = source
+        self._connection = connection  # a getter: the service connects after wiring
+        self._declared = declared
 
     async def publish(self, event: Event, headers: dict[str, str] | None = None) -> None:
         """Publish and wait for JetStream's ack (core NATS if no stream holds the subject).
@@ -68,9 +41,18 @@ class EventBus:
         The ``Nats-Msg-Id`` header is the event id, so a retry of a publish whose ack was
         lost is dropped by the server as a duplicate.
         """
+        self._check(type(event))
         envelope = encode_event(event, self.source)
         all_headers = {**envelope.headers, **(headers or {})}
-        await publish_raw(self.broker, envelope.subject, envelope.body, all_headers)
+        await self._send(envelope.subject, envelope.body, all_headers)
+
+    async def publish_encoded(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish an event encoded earlier (an outbox row), with its own headers."""
+        kind = event_type_of(subject, headers)
+        if kind is None:
+            raise UndeclaredEvent(f"{self.source}: {subject} is no AIOP event")
+        self._check(kind)
+        await self._send(subject, body, dict(headers))
 
     async def dead_letter(self, raw: Msg, reason: str) -> None:
         """Keep ``raw`` whole in AIOP_DLQ with ``reason``; one record per stream message."""
@@ -91,53 +73,21 @@ class EventBus:
         log.error("dead-lettered %s seq %d from %s: %s", raw.subject, seq, record.consumer, reason)
         await self.publish(record)
 
+    def _check(self, kind: type[Event]) -> None:
+        if kind not in self._declared:
+            raise UndeclaredEvent(f"{self.source} publishes {kind.TYPE} without declaring it")
 
-async def _the_message(msg: NatsMessage) -> NatsMessage:
-    """The decoder that hands handlers the message: they decode its body themselves."""
-    return msg
-
-
-def typed(as_type: type[E]) -> Callable[[Callable[[E], Awaitable[None]]], MessageHandler]:
-    """A handler of ``as_type`` events as a message handler (a JetStream ``Msg`` from a
-    durable consumer, or FastStream's NatsMessage from a core subscription); an
-    undecodable body raises UndecodableEvent, which the delivery policy dead-letters."""
-
-    def wrap(handler: Callable[[E], Awaitable[None]]) -> MessageHandler:
-        @functools.wraps(handler)
-        async def on_message(msg: Msg | NatsMessage) -> None:
-            body = msg.data if isinstance(msg, Msg) else msg.body
-            await handler(decode_event(body, as_type))
-
-        return on_message
-
-    return wrap
-
-
-def make_broker(
-    service: str, nats_url: str, tracer_provider: TracerProvider | None = None, **kwargs: Any
-) -> tuple[NatsBroker, EventBus]:
-    """A NatsBroker with tracing and AIOP's delivery policy, and its EventBus."""
-    broker = NatsBroker(
-        # AIOP_NATS_URL may list a cluster's nodes, comma-separated: the client then
-        # reconnects to another node when the one it uses goes away.
-        [url.strip() for url in nats_url.split(",") if url.strip()],
-        name=service,
-        serializer=MsgSpecSerializer(),
-        # Handlers take the NatsMessage itself and decode with aiop.contracts: resolving a
-        # `msg: NatsMessage` parameter through FastDepends hops through a worker thread
-        # for every message, a tenth of a consumer's CPU (docs/performance.md).
-        apply_types=False,
-        decoder=_the_message,
-        # FastStream logs every message received and processed at this level: at INFO that
-        # formatting was a tenth of a consumer's CPU. Failures are still logged as errors.
-        log_level=logging.DEBUG,
-        max_reconnect_attempts=-1,  # ride out a NATS restart instead of exiting
-        reconnect_time_wait=0.5,
-        **kwargs,
-    )
-    bus = EventBus(broker, source=f"aiop/{service}")
-    # Core NATS subscriptions (heartbeats, advisories) go through FastStream and are
-    # traced by its middleware; durable consumers trace themselves (consumer.py).
-    broker.add_middleware(NatsTelemetryMiddleware(tracer_provider=tracer_provider))
-    attach_bus(broker, bus)
-    return broker, bus
+    async def _send(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Straight through nats-py rather than FastStream's publisher: its middleware chain
+        and extra span were a quarter of the CPU of a consume-and-publish hop
+        (docs/performance.md). The consumer's span continues the trace from ``traceparent``.
+        """
+        propagate.inject(headers)
+        nc = self._connection()
+        stream = stream_for(subject)
+        if stream is None:
+            await nc.publish(subject, body, headers=headers)
+            return
+        await nc.jetstream().publish(
+            subject, body, timeout=PUBLISH_TIMEOUT_S, stream=stream, headers=headers
+        )

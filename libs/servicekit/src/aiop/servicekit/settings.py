@@ -1,12 +1,11 @@
-import os
-import socket
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
-    """Settings every service reads from ``AIOP_*`` environment variables.
+    """Settings every service reads from ``AIOP_*`` environment variables; a field's name
+    carries its unit (``_s`` seconds, ``_bytes``).
 
     A service adds its own fields by subclassing; ``aiop up`` and docker-compose set them.
     """
@@ -17,6 +16,7 @@ class ServiceSettings(BaseSettings):
     # Where the embedded stack's span exporter writes JSON lines that `aiop trace` reads.
     trace_dir: Path | None = None
     log_level: str = "INFO"
-    # 1 on one machine, 3 in a cluster (DESIGN.md, Streams and delivery).
+    # 1 on one machine, 3 in a cluster (docs/delivery.md, "Durable storage").
     stream_replicas: int = 1
-    instance: str = f"{socket.gethostname()}-{os.getpid()}"
+    # How long in-flight handlers get to finish at shutdown before they are cancelled.
+    stop_grace_s: float = 10.0

@@ -1,5 +1,7 @@
 """The JetStream streams AIOP publishes to, created (or updated) idempotently."""
 
+from typing import Any
+
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -16,7 +18,7 @@ DAY = 24 * 3600.0
 
 
 def stream_configs(replicas: int = 1) -> list[StreamConfig]:
-    common = {
+    common: dict[str, Any] = {
         "storage": StorageType.FILE,
         "num_replicas": replicas,
         "duplicate_window": 120.0,  # Nats-Msg-Id dedup window for retried publishes

@@ -1,3 +1,3 @@
-from aiop.auth.main import main
+from aiop.auth.main import run
 
-main()
+run()

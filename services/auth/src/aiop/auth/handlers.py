@@ -1,6 +1,7 @@
-"""The three auth endpoints: request bytes -> domain -> reply bytes."""
+"""The three auth endpoints: decoded request -> domain -> reply."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
@@ -8,39 +9,42 @@ from aiop.auth.adapters.keys import SigningKey
 from aiop.auth.adapters.principals import PrincipalStore
 from aiop.auth.domain.principals import authorize
 from aiop.auth.domain.tokens import expires_at, token_claims
-from aiop.contracts.queries import AuthorizeRequest, TokenReply, TokenRequest
+from aiop.contracts.queries import AuthorizeReply, AuthorizeRequest, TokenReply, TokenRequest
 from aiop.servicekit.rpc import QueryFailed
-
-_token_request = msgspec.json.Decoder(TokenRequest)
-_authorize_request = msgspec.json.Decoder(AuthorizeRequest)
 
 
 class AuthHandlers:
-    def __init__(self, key: SigningKey, principals: PrincipalStore, token_ttl_s: float) -> None:
-        self.key = key
-        self.principals = principals
+    """The key and principals are read at start (``open``), not when the service is built."""
+
+    key: SigningKey
+    principals: PrincipalStore
+
+    def __init__(self, auth_dir: Path, dev_key_file: Path | None, token_ttl_s: float) -> None:
+        self.auth_dir = auth_dir
+        self.dev_key_file = dev_key_file
         self.token_ttl_s = token_ttl_s
-        self._jwks = msgspec.json.encode(key.jwks())  # fixed for the process's life
+
+    async def open(self) -> None:
+        self.key = SigningKey.load_or_create(self.auth_dir)
+        self.principals = PrincipalStore.open(self.auth_dir, self.dev_key_file)
+        self._jwks = msgspec.json.encode(self.key.jwks())  # fixed for the process's life
 
     async def jwks(self, _: bytes) -> bytes:
         return self._jwks
 
-    async def token(self, data: bytes) -> bytes:
-        principal = self.principals.by_api_key(_token_request.decode(data).api_key)
+    async def token(self, ask: TokenRequest) -> TokenReply:
+        principal = self.principals.by_api_key(ask.api_key)
         if principal is None:
             raise QueryFailed(401, "unknown API key")
         claims = token_claims(
             principal.name, principal.projects, datetime.now(UTC), self.token_ttl_s
         )
-        reply = TokenReply(
+        return TokenReply(
             token=self.key.sign(claims),
             expires_at=expires_at(claims),
             principal=principal.name,
             projects=principal.projects,
         )
-        return msgspec.json.encode(reply)
 
-    async def authorize(self, data: bytes) -> bytes:
-        req = _authorize_request.decode(data)
-        decision = authorize(self.principals.get(req.principal), req.project, req.action)
-        return msgspec.json.encode(decision)
+    async def authorize(self, ask: AuthorizeRequest) -> AuthorizeReply:
+        return authorize(self.principals.get(ask.principal), ask.project, ask.action)

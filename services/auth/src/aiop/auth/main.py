@@ -3,16 +3,11 @@
 import asyncio
 from pathlib import Path
 
-from faststream import FastStream
 from pydantic import AliasChoices, Field
 
-from aiop.auth.adapters.keys import SigningKey
-from aiop.auth.adapters.principals import PrincipalStore
 from aiop.auth.handlers import AuthHandlers
-from aiop.contracts.subjects import AUTH_AUTHORIZE, AUTH_JWKS, AUTH_TOKEN
-from aiop.servicekit import ServiceSettings, make_broker, setup_tracing
-from aiop.servicekit.app import service_app
-from aiop.servicekit.rpc import Handler
+from aiop.contracts.endpoints import AUTHORIZE, ISSUE_TOKEN, JWKS
+from aiop.servicekit import Service, ServiceSettings
 
 
 class AuthSettings(ServiceSettings):
@@ -23,21 +18,15 @@ class AuthSettings(ServiceSettings):
     )
 
 
-def build(settings: AuthSettings) -> FastStream:
-    provider = setup_tracing("auth", settings.trace_dir)
-    broker, _ = make_broker("auth", settings.nats_url, provider)
-    h = AuthHandlers(
-        SigningKey.load_or_create(settings.auth_dir),
-        PrincipalStore.open(settings.auth_dir, settings.dev_key_file),
-        settings.token_ttl_s,
-    )
-    endpoints: dict[str, tuple[str, Handler]] = {
-        "jwks": (AUTH_JWKS, h.jwks),
-        "token": (AUTH_TOKEN, h.token),
-        "authorize": (AUTH_AUTHORIZE, h.authorize),
-    }
-    return service_app("auth", broker, settings, endpoints=endpoints)
+def build(settings: AuthSettings) -> Service:
+    svc = Service("auth", settings)
+    h = AuthHandlers(settings.auth_dir, settings.dev_key_file, settings.token_ttl_s)
+    svc.on_start(h.open)
+    svc.answer(JWKS, h.jwks)
+    svc.answer(ISSUE_TOKEN, h.token)
+    svc.answer(AUTHORIZE, h.authorize)
+    return svc
 
 
-def main() -> None:
+def run() -> None:
     asyncio.run(build(AuthSettings()).run())

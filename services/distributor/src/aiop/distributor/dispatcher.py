@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import msgspec
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
@@ -41,12 +42,14 @@ class Distributor:
     def __init__(
         self,
         bus: EventBus,
+        connection: Callable[[], Client],
         heartbeat_interval_s: float,
         tick_s: float = 0.25,
         replicas: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
+        self.connection = connection  # a getter: the service connects after wiring
         self.interval = heartbeat_interval_s
         self.tick = tick_s
         self.replicas = replicas
@@ -165,7 +168,7 @@ class Distributor:
         # A request, not flush(timeout): a PONG arriving after a flush timed out kills
         # nats-py's read loop (InvalidStateError), leaving a connection that hears nothing.
         try:
-            await self.bus.broker.connection.request("$JS.API.INFO", b"", timeout=1.0)
+            await self.connection().request("$JS.API.INFO", b"", timeout=1.0)
             return True
         except Exception:
             self._settled_at = self.clock() + 1.5 * self.interval

@@ -15,8 +15,5 @@ class Handlers:
     async def accepted(self, event: WorkflowAccepted) -> None:
         await self.distributor.accepted(event.workflow_id, event.spec)
 
-    async def completed(self, event: WorkflowCompleted) -> None:
-        await self.distributor.finished(event.workflow_id)
-
-    async def failed(self, event: WorkflowFailed) -> None:
+    async def finished(self, event: WorkflowCompleted | WorkflowFailed) -> None:
         await self.distributor.finished(event.workflow_id)

@@ -2,30 +2,22 @@
 
 import asyncio
 
-from faststream import FastStream
-
 from aiop.contracts.events import (
     ExecutorHeartbeat,
     WorkflowAccepted,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowQueued,
+    WorkflowRequested,
 )
-from aiop.contracts.subjects import HEARTBEAT_ALL
 from aiop.distributor.dispatcher import Distributor
 from aiop.distributor.handlers import Handlers
-from aiop.servicekit import (
-    DeliveryPolicy,
-    ServiceSettings,
-    durable_consumer,
-    make_broker,
-    setup_tracing,
-    typed,
-)
-from aiop.servicekit.app import service_app
+from aiop.servicekit import DeliveryPolicy, Service, ServiceSettings
 
-SERVICE = "distributor"
-# Handlers only touch KV: few in flight, quick retries.
-POLICY = DeliveryPolicy(max_deliver=10, ack_wait=30.0, max_ack_pending=256)
+# Handlers only touch KV: quick retries. They queue on the dispatcher's lock, so a few
+# workers only let one fetch bring several messages under load.
+POLICY = DeliveryPolicy(max_deliver=10, ack_wait_s=30.0, max_ack_pending=256)
+WORKERS = 8
 
 
 class DistributorSettings(ServiceSettings):
@@ -33,29 +25,25 @@ class DistributorSettings(ServiceSettings):
     dispatch_tick_s: float = 0.25
 
 
-def build_app(settings: DistributorSettings) -> FastStream:
-    provider = setup_tracing(SERVICE, settings.trace_dir)
-    broker, bus = make_broker(SERVICE, settings.nats_url, provider)
+def build(settings: DistributorSettings) -> Service:
+    svc = Service("distributor", settings)
     distributor = Distributor(
-        bus, settings.heartbeat_interval_s, settings.dispatch_tick_s, settings.stream_replicas
-    )
+        svc.bus, lambda: svc.nc, settings.heartbeat_interval_s, settings.dispatch_tick_s,
+        settings.stream_replicas,
+    )  # fmt: skip
     on = Handlers(distributor)
-    # core NATS: stale liveness is worthless
-    broker.subscriber(HEARTBEAT_ALL)(typed(ExecutorHeartbeat)(on.heartbeat))
-    for what, event, handler in [
-        ("accepted", WorkflowAccepted, on.accepted),
-        ("completed", WorkflowCompleted, on.completed),
-        ("failed", WorkflowFailed, on.failed),
-    ]:
-        durable_consumer(broker, f"{event.TYPE}.>", f"distributor-{what}", policy=POLICY)(
-            typed(event)(handler)
-        )  # type: ignore[arg-type]
-
-    async def on_ready() -> None:
-        await distributor.start(broker.connection.jetstream())
-
-    return service_app(SERVICE, broker, settings, on_ready=on_ready, on_stop=distributor.stop)
+    svc.publishes(WorkflowRequested, WorkflowQueued)
+    svc.consume(WorkflowAccepted, on.accepted, durable="distributor-accepted",
+                policy=POLICY, workers=WORKERS)  # fmt: skip
+    svc.consume(WorkflowCompleted, on.finished, durable="distributor-completed",
+                policy=POLICY, workers=WORKERS)  # fmt: skip
+    svc.consume(WorkflowFailed, on.finished, durable="distributor-failed",
+                policy=POLICY, workers=WORKERS)  # fmt: skip
+    svc.listen(ExecutorHeartbeat, on.heartbeat)  # core NATS: stale liveness is worthless
+    svc.on_start(lambda: distributor.start(svc.js))  # the dispatch table, before any event
+    svc.on_stop(distributor.stop)
+    return svc
 
 
 def run() -> None:
-    asyncio.run(build_app(DistributorSettings()).run())
+    asyncio.run(build(DistributorSettings()).run())

@@ -1,3 +1,3 @@
-from aiop.gateway.main import main
+from aiop.gateway.main import run
 
-main()
+run()

@@ -1,25 +1,24 @@
-"""What every route needs: the bus, NATS for queries, the token check, the body limit."""
+"""What every route needs: the bus, the token check, the body limit, what is remembered."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from faststream.nats import NatsBroker
-from nats.aio.client import Client
 
+from aiop.contracts.endpoints import JWKS
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
+from aiop.gateway.domain.bearer import bearer_token
 from aiop.gateway.domain.finished import FinishedWorkflows
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
 from aiop.gateway.problems import Problem, unauthorized
-from aiop.servicekit.bus import EventBus
+from aiop.servicekit import Service
 from aiop.servicekit.rpc import QueryFailed
 
 
 @dataclass
 class Gateway:
-    broker: NatsBroker
-    bus: EventBus
+    svc: Service  # the gateway's bus side: publishing submissions, asking other services
     max_body_bytes: int
     verifier: TokenVerifier = field(init=False)
     recent: RecentSubmissions = field(default_factory=RecentSubmissions)
@@ -27,11 +26,7 @@ class Gateway:
     finished: FinishedWorkflows = field(default_factory=FinishedWorkflows)
 
     def __post_init__(self) -> None:
-        self.verifier = TokenVerifier(lambda: self.broker.connection)
-
-    @property
-    def nc(self) -> Client:
-        return self.broker.connection
+        self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))
 
 
 def upstream(exc: QueryFailed, what: str) -> Problem:
@@ -48,11 +43,11 @@ def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
         header = request.headers.get("authorization")
         if not header:
             raise unauthorized("a bearer token is required", error="")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(header)
+        if token is None:
             raise unauthorized("the Authorization header must be 'Bearer <token>'")
         try:
-            return await gateway.verifier.verify(token.strip())
+            return await gateway.verifier.verify(token)
         except InvalidToken as exc:
             raise unauthorized(f"invalid token: {exc}") from exc
         except AuthUnavailable as exc:

@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aiop.gateway.context import Gateway
+from aiop.gateway.domain.bearer import bearer_token
 
 PREFIX = "/v1/workflows/"
 ROUTE = "/v1/workflows/{workflow_id}"
@@ -60,9 +61,7 @@ class FinishedStatusFastPath:
         project, body = found
         for name, value in scope["headers"]:
             if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer":
-                    return None
-                claims = self.gw.verifier.cached(token.strip())
+                token = bearer_token(value.decode("latin-1"))
+                claims = self.gw.verifier.cached(token) if token is not None else None
                 return body if claims is not None and project in claims.projects else None
         return None

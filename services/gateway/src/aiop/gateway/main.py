@@ -1,22 +1,20 @@
-"""gateway: the HTTP API. FastAPI under uvicorn, with a NATS broker only for publishing
-submissions and asking other services (auth, task-manager, reporter)."""
+"""gateway: the HTTP API. FastAPI under uvicorn; its bus side (publishing submissions,
+asking auth, task-manager and reporter) is a Service like every other service's."""
 
 import asyncio
-import logging
-import socket
 
-import uvicorn
+from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import AliasChoices, Field
 from starlette.types import ASGIApp
 
+from aiop.contracts.endpoints import AUTHORIZE, GET_REPORT, GET_WORKFLOW, ISSUE_TOKEN, JWKS
+from aiop.contracts.events import WorkflowSubmitted
+from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
-from aiop.servicekit import ServiceSettings, ensure_streams, make_broker, rpc, setup_tracing
-from aiop.servicekit.app import configure_logging
-
-log = logging.getLogger("aiop.gateway")
+from aiop.servicekit import Service, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -27,60 +25,30 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 1024 * 1024
 
 
-class _Server(uvicorn.Server):
-    """uvicorn has no "listening" signal of its own."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self.listening.set()
+def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
+    """The gateway's bus side and its HTTP app, not yet serving."""
+    svc = Service("gateway", settings)
+    svc.publishes(WorkflowSubmitted)
+    svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, GET_REPORT)
+    return svc, http_app(Gateway(svc, settings.max_body_bytes))
 
 
-def build(settings: GatewaySettings) -> tuple[ASGIApp, Gateway]:
-    provider = setup_tracing("gateway", settings.trace_dir)
-    broker, bus = make_broker("gateway", settings.nats_url, provider)
-    gw = Gateway(broker, bus, settings.max_body_bytes)
+def http_app(gw: Gateway) -> ASGIApp:
     app = create_app(gw)
     # One server span per request; publishes and queries inside it continue its trace.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="healthz", exclude_spans=["receive", "send"]
+        app, excluded_urls="healthz", exclude_spans=["receive", "send"]
     )
-    return FinishedStatusFastPath(app, gw, provider.get_tracer("aiop.gateway")), gw
+    return FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway"))
 
 
-async def connect(gw: Gateway, settings: GatewaySettings) -> None:
-    await gw.broker.start()
-    await ensure_streams(gw.nc.jetstream(), settings.stream_replicas)
+def build(settings: GatewaySettings) -> Service:
+    svc, app = bus_and_app(settings)
+    server = HttpServer(app, settings.host, settings.port)
+    svc.on_start(server.start)  # ready (answering pings) only once it accepts connections
+    svc.on_stop(server.stop)  # before the connection closes: requests in flight may publish
+    return svc
 
 
-async def serve(settings: GatewaySettings) -> None:
-    configure_logging(settings, "gateway")
-    app, gw = build(settings)
-    await connect(gw, settings)
-    config = uvicorn.Config(
-        app, settings.host, settings.port, log_config=None, access_log=False, lifespan="off"
-    )
-    server = _Server(config)
-    http = asyncio.create_task(server.serve())
-    listening = asyncio.create_task(server.listening.wait())
-    service = None
-    try:
-        await asyncio.wait({http, listening}, return_when=asyncio.FIRST_COMPLETED)
-        if server.listening.is_set():
-            # Ready (for `aiop up`) only once uvicorn accepts connections.
-            service = await rpc.serve(gw.nc, "gateway")
-            log.info("listening on http://%s:%d", settings.host, settings.port)
-        await http
-    finally:
-        listening.cancel()
-        if service is not None:
-            await service.stop()
-        await gw.broker.stop()
-
-
-def main() -> None:
-    asyncio.run(serve(GatewaySettings()))
+def run() -> None:
+    asyncio.run(build(GatewaySettings()).run())

@@ -1,3 +1,3 @@
-from aiop.reporter.main import main
+from aiop.reporter.main import run
 
-main()
+run()

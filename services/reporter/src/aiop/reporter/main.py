@@ -1,50 +1,47 @@
 """reporter: folds workflow and step events into summaries (KV aiop_reports), answers
-``aiop.query.report.get.v1``, and dead-letters what JetStream advisories report lost."""
+report queries, and dead-letters what JetStream advisories report lost."""
 
-from faststream import FastStream
-from faststream.nats.annotations import NatsMessage
+import asyncio
 
-from aiop.contracts.subjects import QUERY_REPORT
-from aiop.reporter.adapters.advisories import MAX_DELIVERIES, MSG_TERMINATED
+from aiop.contracts import events as ev
+from aiop.contracts.endpoints import GET_REPORT
+from aiop.reporter.adapters.advisories import MAX_DELIVERIES, MSG_TERMINATED, Advisory
 from aiop.reporter.adapters.reports import ReportStore
 from aiop.reporter.handlers import Reporter
-from aiop.servicekit import DeliveryPolicy, ServiceSettings, durable_batch_consumer, make_broker
-from aiop.servicekit.app import service_app
-from aiop.servicekit.rpc import Handler
-from aiop.servicekit.telemetry import setup_tracing
+from aiop.servicekit import DeliveryPolicy, Service, ServiceSettings
 
-SERVICE = "reporter"
 # A fetch is folded into one compare-and-set per workflow, the workflows concurrently.
-# Reports are off every workflow's critical path: lingering 20 ms between short fetches
-# folds most of a workflow's events into one write.
-POLICY = DeliveryPolicy(
-    max_deliver=10, ack_wait=30.0, max_ack_pending=1024, batch_size=128, linger=0.02
-)
+POLICY = DeliveryPolicy(max_deliver=10, ack_wait_s=30.0, max_ack_pending=1024)
+# Every event the summaries fold, on one consumer, so a fetch holds a workflow's
+# workflow and step events together in stream order and they cost one write. Requests
+# to a pool are not part of a summary.
+FOLDED: list[type[ev.WorkflowEvent]] = [
+    ev.WorkflowSubmitted, ev.WorkflowAccepted, ev.WorkflowRejected, ev.WorkflowQueued,
+    ev.WorkflowStarted, ev.WorkflowCompleted, ev.WorkflowFailed,
+    ev.StepStarted, ev.StepCompleted, ev.StepFailed, ev.StepSkipped,
+]  # fmt: skip
 
 
-def build_app(settings: ServiceSettings) -> FastStream:
-    broker, bus = make_broker(
-        SERVICE, settings.nats_url, setup_tracing(SERVICE, settings.trace_dir)
-    )
-    store = ReportStore(lambda: broker.connection.jetstream(), settings.stream_replicas)
-    reporter = Reporter(store, bus)
+class ReporterSettings(ServiceSettings):
+    pass
 
-    async def on_advisory(msg: NatsMessage) -> None:
-        await reporter.on_advisory(msg.raw_message)
 
-    # One consumer for both, so a fetch holds a workflow's workflow and step events
-    # together and they cost one write.
-    durable_batch_consumer(broker, ["aiop.workflow.>", "aiop.step.>"], "reporter-events",
-                           policy=POLICY)(reporter.on_events)  # fmt: skip
+def build(settings: ReporterSettings) -> Service:
+    svc = Service("reporter", settings)
+    store = ReportStore(lambda: svc.js, settings.stream_replicas)
+    reporter = Reporter(store, svc.bus, lambda: svc.js)
+    svc.publishes(ev.DeadLetterRecorded)
+    # Reports are off every workflow's critical path: lingering 20 ms between short
+    # fetches folds most of a workflow's events into one write.
+    svc.consume_batch(FOLDED, reporter.on_events, durable="reporter-events", policy=POLICY,
+                      batch_size=128, linger_s=0.02)  # fmt: skip
     # Core NATS: advisories are not stored. The queue group gives each to one reporter.
-    broker.subscriber(MAX_DELIVERIES, queue=SERVICE)(on_advisory)
-    broker.subscriber(MSG_TERMINATED, queue=SERVICE)(on_advisory)
-    endpoints: dict[str, tuple[str, Handler]] = {"report": (QUERY_REPORT, reporter.get_report)}
-    # The bucket exists before the service answers pings, even before the first event.
-    return service_app(SERVICE, broker, settings, endpoints=endpoints, on_ready=store.ready)
+    svc.listen(Advisory, reporter.on_advisory, subject=MAX_DELIVERIES, queue="reporter")
+    svc.listen(Advisory, reporter.on_advisory, subject=MSG_TERMINATED, queue="reporter")
+    svc.answer(GET_REPORT, reporter.get_report)
+    svc.on_start(store.ready)  # the bucket exists before the first event or query
+    return svc
 
 
-def main() -> None:
-    import asyncio
-
-    asyncio.run(build_app(ServiceSettings()).run())
+def run() -> None:
+    asyncio.run(build(ReporterSettings()).run())

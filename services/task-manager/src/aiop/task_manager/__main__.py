@@ -6,7 +6,7 @@ import sys
 import asyncpg
 
 from aiop.task_manager.adapters.migrations import migrate
-from aiop.task_manager.main import Settings, run
+from aiop.task_manager.main import TaskManagerSettings, run
 
 
 async def migrate_only(dsn: str) -> None:
@@ -20,6 +20,6 @@ async def migrate_only(dsn: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["migrate"]:
-        asyncio.run(migrate_only(Settings().database_url))  # type: ignore[call-arg]
+        asyncio.run(migrate_only(TaskManagerSettings().database_url))  # type: ignore[call-arg]
     else:
         run()

@@ -1,26 +1,25 @@
-"""Thin handlers: decode the event, fold it in the domain, store the effect with its inbox
-row in one transaction, then publish what the transaction wrote to the outbox."""
+"""Thin handlers: fold the events in the domain, store the effect with its inbox row in
+one transaction, then publish what the transaction wrote to the outbox."""
 
 import contextlib
 import logging
 
 import asyncpg
-import msgspec
 from nats.aio.msg import Msg
 from opentelemetry import trace
 
-from aiop.contracts.envelope import decode_event, event_type_of
 from aiop.contracts.events import (
     WorkflowAccepted,
     WorkflowEvent,
     WorkflowRejected,
     WorkflowSubmitted,
 )
-from aiop.contracts.queries import WorkflowQuery
+from aiop.contracts.queries import WorkflowQuery, WorkflowView
 from aiop.contracts.subjects import InvalidToken, check_token
-from aiop.servicekit import Delivery, Outcomes, Permanent
+from aiop.servicekit import Delivery, EventBus, Outcomes, Permanent
 from aiop.servicekit.rpc import QueryFailed
 from aiop.task_manager.adapters import outbox, store
+from aiop.task_manager.adapters.db import open_pool
 from aiop.task_manager.adapters.outbox import OutboxRow
 from aiop.task_manager.domain import Applied, Illegal, Workflow, fold, new_workflow
 
@@ -28,20 +27,39 @@ log = logging.getLogger("aiop.task_manager")
 
 
 class Handlers:
-    """The service's handlers; ``pool`` and ``outbox`` are set at startup, before any
+    """The service's handlers; the pool and outbox open at start (``open``), before any
     consumer runs. Each takes a whole fetch and stores it in one transaction: under load
     that is one commit for many events instead of one each."""
 
     pool: asyncpg.Pool
     outbox: outbox.Outbox
 
-    async def on_submitted(self, batch: list[Delivery]) -> Outcomes:
+    def __init__(
+        self, database_url: str, bus: EventBus, outbox_interval_s: float, outbox_grace_s: float
+    ) -> None:
+        self.database_url = database_url
+        self.bus = bus
+        self.outbox_interval_s = outbox_interval_s
+        self.outbox_grace_s = outbox_grace_s
+
+    async def open(self) -> None:
+        self.pool = await open_pool(self.database_url)
+        self.outbox = outbox.Outbox(
+            self.pool, self.bus, interval=self.outbox_interval_s, grace=self.outbox_grace_s
+        )
+        self.outbox.start()
+
+    async def close(self) -> None:
+        await self.outbox.stop()
+        await self.pool.close()
+
+    async def on_submitted(self, batch: list[Delivery[WorkflowSubmitted]]) -> Outcomes:
         outcomes: Outcomes = [None] * len(batch)
         decided: list[tuple[WorkflowSubmitted, Workflow, OutboxRow, str | None]] = []
         for i, one in enumerate(batch):
             try:
                 with one.active():  # the answer continues the submission's trace
-                    decided.append(_decide(one.msg))
+                    decided.append(_decide(one.event))
             except Exception as exc:
                 outcomes[i] = exc
         if not decided:
@@ -63,17 +81,10 @@ class Handlers:
         await self.outbox.publish_now(fresh)
         return outcomes
 
-    async def on_event(self, batch: list[Delivery]) -> Outcomes:
+    async def on_event(self, batch: list[Delivery[WorkflowEvent]]) -> Outcomes:
         """Any other workflow or step events: fold them onto their stored workflows."""
         outcomes: Outcomes = [None] * len(batch)
-        events: list[WorkflowEvent] = []
-        for i, one in enumerate(batch):
-            try:
-                events.append(_workflow_event(one.msg))
-            except Exception as exc:
-                outcomes[i] = exc
-        if not events:
-            return outcomes
+        events = [one.event for one in batch]
         async with self.pool.acquire() as conn, conn.transaction():
             claimed, stored = await store.claim_and_lock(
                 conn,
@@ -92,18 +103,16 @@ class Handlers:
                 await store.save(conn, changes)
         return outcomes
 
-    async def get_workflow(self, data: bytes) -> bytes:
-        query = msgspec.json.decode(data, type=WorkflowQuery)
+    async def get_workflow(self, query: WorkflowQuery) -> WorkflowView:
         async with self.pool.acquire() as conn:
             view = await store.view(conn, query.workflow_id)
         if view is None:
             raise QueryFailed(404, f"workflow {query.workflow_id} not found")
-        return msgspec.json.encode(view)
+        return view
 
 
-def _decide(msg: Msg) -> tuple[WorkflowSubmitted, Workflow, OutboxRow, str | None]:
+def _decide(event: WorkflowSubmitted) -> tuple[WorkflowSubmitted, Workflow, OutboxRow, str | None]:
     """A submission's workflow and the answer to it: accepted, or rejected with reasons."""
-    event = decode_event(msg.data, WorkflowSubmitted)
     try:
         check_token(event.workflow_id, "workflow id")
     except InvalidToken as exc:  # no subject could carry an answer about it
@@ -115,13 +124,6 @@ def _decide(msg: Msg) -> tuple[WorkflowSubmitted, Workflow, OutboxRow, str | Non
         else WorkflowAccepted(workflow_id=wf.id, spec=event.spec)
     )
     return event, wf, outbox.outbox_row(answer), _trace_id()
-
-
-def _workflow_event(msg: Msg) -> WorkflowEvent:
-    kind = event_type_of(msg.subject, dict(msg.headers or {}))
-    if kind is None or not issubclass(kind, WorkflowEvent):
-        raise Permanent(f"task-manager does not handle {msg.subject}")
-    return decode_event(msg.data, kind)
 
 
 def _fold_onto(workflows: dict[str, Workflow], event: WorkflowEvent) -> None:

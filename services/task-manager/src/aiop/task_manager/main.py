@@ -2,76 +2,46 @@
 
 import asyncio
 
-from faststream import FastStream
-
-from aiop.contracts.subjects import QUERY_WORKFLOW
-from aiop.servicekit import (
-    DeliveryPolicy,
-    ServiceSettings,
-    durable_batch_consumer,
-    make_broker,
-    setup_tracing,
-)
-from aiop.servicekit.app import service_app
-from aiop.task_manager.adapters.db import open_pool
-from aiop.task_manager.adapters.outbox import Outbox
+from aiop.contracts import events as ev
+from aiop.contracts.endpoints import GET_WORKFLOW
+from aiop.servicekit import DeliveryPolicy, Service, ServiceSettings
 from aiop.task_manager.handlers import Handlers
 
-SERVICE = "task-manager"
 # Each fetch is folded in one transaction; the workflow row locks order it against the
 # submissions consumer and other task-manager replicas.
-POLICY = DeliveryPolicy(batch_size=128, max_ack_pending=1024)
-# Folding is off the critical path (the submission's answer is not): lingering 20 ms
-# between short fetches shares one transaction among more events.
-FOLDING = DeliveryPolicy(batch_size=128, max_ack_pending=1024, linger=0.02)
+POLICY = DeliveryPolicy(max_ack_pending=1024)
 # Every event task-manager folds, on one consumer, so one fetch holds a workflow's events
 # in stream order and they share its transaction.
-FOLDED = [
-    "aiop.workflow.queued.v1.>",
-    "aiop.workflow.requested.v1.>",
-    "aiop.workflow.started.v1.>",
-    "aiop.workflow.completed.v1.>",
-    "aiop.workflow.failed.v1.>",
-    "aiop.step.>",
-]
+FOLDED: list[type[ev.WorkflowEvent]] = [
+    ev.WorkflowQueued, ev.WorkflowRequested, ev.WorkflowStarted, ev.WorkflowCompleted,
+    ev.WorkflowFailed, ev.StepStarted, ev.StepCompleted, ev.StepFailed, ev.StepSkipped,
+]  # fmt: skip
 
 
-class Settings(ServiceSettings):
+class TaskManagerSettings(ServiceSettings):
     database_url: str  # AIOP_DATABASE_URL
-    outbox_interval: float = 1.0  # seconds between relay passes
-    outbox_grace: float = 1.0  # seconds the relay leaves a new row to the fast path
+    outbox_interval_s: float = 1.0  # between relay passes
+    outbox_grace_s: float = 1.0  # the relay leaves a new row this long to the fast path
 
 
-def build(settings: Settings) -> FastStream:
-    provider = setup_tracing(SERVICE, settings.trace_dir)
-    broker, _ = make_broker(SERVICE, settings.nats_url, provider)
-    h = Handlers()
-    durable_batch_consumer(broker, "aiop.workflow.submitted.v1.>", f"{SERVICE}-submitted",
-                           policy=POLICY)(h.on_submitted)  # fmt: skip
-    durable_batch_consumer(broker, FOLDED, f"{SERVICE}-events", policy=FOLDING)(h.on_event)
-
-    async def start_relay() -> None:
-        h.outbox.start()
-
-    async def stop() -> None:
-        await h.outbox.stop()
-        await h.pool.close()
-
-    app = service_app(
-        SERVICE, broker, settings,
-        endpoints={"get-workflow": (QUERY_WORKFLOW, h.get_workflow)},
-        on_ready=start_relay, on_stop=stop,
-    )  # fmt: skip
-
-    @app.on_startup  # before the broker starts its consumers
-    async def open_db() -> None:
-        h.pool = await open_pool(settings.database_url)
-        h.outbox = Outbox(
-            h.pool, broker, interval=settings.outbox_interval, grace=settings.outbox_grace
-        )
-
-    return app
+def build(settings: TaskManagerSettings) -> Service:
+    svc = Service("task-manager", settings)
+    h = Handlers(
+        settings.database_url, svc.bus, settings.outbox_interval_s, settings.outbox_grace_s
+    )
+    svc.publishes(ev.WorkflowAccepted, ev.WorkflowRejected)
+    # The submission's answer is on the way to the executor: no lingering here.
+    svc.consume_batch(ev.WorkflowSubmitted, h.on_submitted, durable="task-manager-submitted",
+                      policy=POLICY, batch_size=128)  # fmt: skip
+    # Folding is off the critical path: lingering 20 ms between short fetches shares one
+    # transaction among more events.
+    svc.consume_batch(FOLDED, h.on_event, durable="task-manager-events", policy=POLICY,
+                      batch_size=128, linger_s=0.02)  # fmt: skip
+    svc.answer(GET_WORKFLOW, h.get_workflow)
+    svc.on_start(h.open)  # the pool and the outbox relay, before any event
+    svc.on_stop(h.close)
+    return svc
 
 
 def run() -> None:
-    asyncio.run(build(Settings()).run())  # type: ignore[call-arg]
+    asyncio.run(build(TaskManagerSettings()).run())  # type: ignore[call-arg]

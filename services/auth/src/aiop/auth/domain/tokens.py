@@ -1,26 +1,22 @@
-"""The claims of an access token; signing happens in the key store."""
+"""auth's side of the token contract (aiop.contracts.tokens): the claims as the plain
+mapping the JWT library signs. Signing happens in the key store."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-ISSUER = "aiop-auth"
-AUDIENCE = "aiop"
-ALGORITHM = "EdDSA"
+import msgspec
+
+from aiop.contracts.tokens import ALGORITHM, AUDIENCE, ISSUER, AccessClaims, access_claims
+
+__all__ = ["ALGORITHM", "AUDIENCE", "ISSUER", "expires_at", "token_claims"]
 
 
 def token_claims(
     principal: str, projects: list[str], now: datetime, ttl_s: float
 ) -> dict[str, Any]:
-    """Claims for ``principal``; ``exp`` bounds how long a leaked token is useful."""
-    return {
-        "sub": principal,
-        "projects": list(projects),
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
-    }
+    claims: dict[str, Any] = msgspec.to_builtins(access_claims(principal, projects, now, ttl_s))
+    return claims
 
 
 def expires_at(claims: dict[str, Any]) -> datetime:
-    return datetime.fromtimestamp(claims["exp"], UTC)
+    return msgspec.convert(claims, AccessClaims).expires_at

@@ -8,10 +8,10 @@ from enum import Enum
 
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from aiop.contracts.subjects import KV_CLAIMS
+from aiop.servicekit import open_bucket
 
 
 class Claim(Enum):
@@ -28,21 +28,9 @@ class Claims:
         self._kv: KeyValue | None = None
 
     async def bucket(self) -> KeyValue:
-        """The claims bucket, created if missing; another creator racing us is fine."""
+        """The claims bucket, created if missing."""
         if self._kv is None:
-            try:
-                self._kv = await self._js.key_value(KV_CLAIMS)
-            except nats.js.errors.BucketNotFoundError:
-                config = KeyValueConfig(
-                    bucket=KV_CLAIMS,
-                    history=1,
-                    storage=StorageType.FILE,
-                    replicas=self._replicas,
-                )
-                try:
-                    self._kv = await self._js.create_key_value(config)
-                except nats.js.errors.BadRequestError:  # created meanwhile, other settings
-                    self._kv = await self._js.key_value(KV_CLAIMS)
+            self._kv = await open_bucket(self._js, KV_CLAIMS, replicas=self._replicas)
         return self._kv
 
     async def claim(self, key: str) -> Claim:

@@ -2,7 +2,7 @@
 
 The dagger-io SDK, left alone, downloads a CLI and starts an engine container; with no
 container engine that fails slowly, and a service that crashes on it restarts forever
-(RELIABILITY.md, fact 10). So the executor checks the prerequisites itself and, when one
+(docs/delivery.md, "A container engine"). So the executor checks the prerequisites itself and, when one
 is missing, says which and serves with the local runner.
 """
 

@@ -2,7 +2,7 @@
 
 A run must not lose an event because NATS restarted mid-step. Each event keeps its id
 across retries, so a retry whose first attempt was stored after all is dropped by the
-server's duplicate window (RELIABILITY.md, fact 2).
+server's duplicate window (docs/delivery.md, "Publishing once").
 """
 
 import asyncio

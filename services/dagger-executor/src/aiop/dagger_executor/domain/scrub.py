@@ -1,6 +1,6 @@
 """Replacing secret values in everything that leaves the executor.
 
-Exact matching alone misses encodings (RELIABILITY.md, fact 9): a step that prints
+Exact matching alone misses encodings (docs/delivery.md, "Secrets in output"): a step that prints
 ``base64(secret)`` or ``hex(secret)`` would leak it. So each value is scrubbed together
 with its base64 (standard and URL-safe, with and without padding) and hex forms.
 """

@@ -6,30 +6,16 @@ from collections.abc import AsyncIterator
 import msgspec
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from aiop.contracts.subjects import KV_CLAIMS, KV_DISPATCH
 from aiop.distributor.domain.dispatch import DispatchState, parse_claim_key
+from aiop.servicekit import open_bucket
 
 log = logging.getLogger("aiop.distributor.kv")
 
 INITIAL_LOAD_TIMEOUT = 10.0
 _decode = msgspec.json.Decoder(DispatchState).decode
-
-
-async def open_bucket(js: JetStreamContext, bucket: str, replicas: int = 1) -> KeyValue:
-    """The bucket, created if missing. Executors create KV_CLAIMS too, so losing the
-    creation race (or finding another configuration) just means using theirs."""
-    try:
-        return await js.key_value(bucket)
-    except nats.js.errors.BucketNotFoundError:
-        pass
-    config = KeyValueConfig(bucket=bucket, history=1, storage=StorageType.FILE, replicas=replicas)
-    try:
-        return await js.create_key_value(config)
-    except nats.js.errors.BadRequestError:
-        return await js.key_value(bucket)
 
 
 class DispatchStore:
@@ -41,7 +27,7 @@ class DispatchStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, replicas: int = 1) -> "DispatchStore":
-        return cls(await open_bucket(js, KV_DISPATCH, replicas))
+        return cls(await open_bucket(js, KV_DISPATCH, replicas=replicas))
 
     async def load_all(self) -> dict[str, DispatchState]:
         watcher = await self.kv.watchall(ignore_deletes=True)
@@ -88,7 +74,7 @@ class ClaimFeed:
 
     @classmethod
     async def open(cls, js: JetStreamContext, replicas: int = 1) -> "ClaimFeed":
-        kv = await open_bucket(js, KV_CLAIMS, replicas)
+        kv = await open_bucket(js, KV_CLAIMS, replicas=replicas)
         return cls(await kv.watchall())
 
     async def initial(self) -> list[tuple[str, int, str | None]]:

@@ -7,19 +7,16 @@ made-up key ids must not become a flood of requests to auth.
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
 import msgspec
-from nats.aio.client import Client
 
-from aiop.contracts.subjects import AUTH_JWKS
-from aiop.servicekit.rpc import QueryFailed, request
+from aiop.contracts.tokens import ALGORITHM, AUDIENCE, ISSUER, REQUIRED_CLAIMS, AccessClaims
+from aiop.servicekit.rpc import QueryFailed
 
-ISSUER = "aiop-auth"
-AUDIENCE = "aiop"
-ALGORITHMS = ["EdDSA"]
+Claims = AccessClaims  # what a verified token says about its caller
 REFRESH_INTERVAL_S = 5.0
 VERIFIED_CACHE_SIZE = 10_000
 
@@ -32,16 +29,9 @@ class AuthUnavailable(Exception):
     """auth did not answer the JWKS request, so no token can be checked."""
 
 
-class Claims(msgspec.Struct, frozen=True):
-    sub: str
-    projects: list[str]
-    exp: int
-
-
 class TokenVerifier:
-    def __init__(self, connection: Callable[[], Client]) -> None:
-        # A getter: the broker connects after the app is built.
-        self.connection = connection
+    def __init__(self, fetch_jwks: Callable[[], Awaitable[bytes]]) -> None:
+        self.fetch_jwks = fetch_jwks
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -70,10 +60,10 @@ class TokenVerifier:
             payload = jwt.decode(
                 token,
                 key,
-                algorithms=ALGORITHMS,
+                algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                options={"require": list(REQUIRED_CLAIMS)},
             )
             claims = msgspec.convert(payload, Claims)
         except (jwt.InvalidTokenError, msgspec.ValidationError) as exc:
@@ -99,7 +89,7 @@ class TokenVerifier:
 
     async def _fetch(self) -> None:
         try:
-            body = await request(self.connection(), AUTH_JWKS, {})
+            body = await self.fetch_jwks()
         except QueryFailed as exc:
             raise AuthUnavailable(exc.description) from exc
         jwks = jwt.PyJWKSet.from_dict(msgspec.json.decode(body))

@@ -8,9 +8,8 @@ these, and each fresh answer costs a query to task-manager and one to reporter (
 
 from collections import OrderedDict
 
-from aiop.contracts.queries import TERMINAL_WORKFLOW_STATES, WorkflowReport, WorkflowView
-
-_STEP_FINAL = frozenset({"succeeded", "failed", "skipped", "cancelled", "timed_out"})
+from aiop.contracts.queries import WorkflowReport, WorkflowView
+from aiop.contracts.states import FINAL_STEP_STATES, TERMINAL_WORKFLOW_STATES
 
 
 def is_final(view: WorkflowView, report: WorkflowReport | None) -> bool:
@@ -18,7 +17,7 @@ def is_final(view: WorkflowView, report: WorkflowReport | None) -> bool:
         return False
     if view.state == "rejected":
         return True
-    if any(step.state not in _STEP_FINAL for step in view.steps):
+    if any(step.state not in FINAL_STEP_STATES for step in view.steps):
         return False
     if report is None or report.outcome != view.state:
         return False

@@ -2,7 +2,7 @@
 
 servicekit's delivery middleware dead-letters what a handler rejects, but a handler that
 crashes the whole process on every delivery never reaches it. JetStream still announces
-when such a message hits ``max_deliver`` or is terminated (RELIABILITY.md, fact 5); the
+when such a message hits ``max_deliver`` or is terminated (docs/delivery.md, "Dead letters"); the
 reporter turns each announcement into the same DeadLetterRecorded, with the same event
 id, so a record the consumer already wrote is dropped by JetStream as a duplicate.
 """
@@ -39,9 +39,8 @@ class Advisory(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""  # set on terminations by newer servers
 
 
-async def record_advisory(js: JetStreamContext, bus: EventBus, body: bytes) -> bool:
+async def record_advisory(js: JetStreamContext, bus: EventBus, advisory: Advisory) -> bool:
     """Record the message an advisory is about in AIOP_DLQ; False if it is skipped."""
-    advisory = msgspec.json.decode(body, type=Advisory)
     if advisory.stream == STREAM_DLQ:
         return False  # a dead letter that cannot be processed must not loop back in
     try:

@@ -16,11 +16,11 @@ from collections.abc import Callable
 import msgspec
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from aiop.contracts.subjects import KV_REPORTS
 from aiop.reporter.domain import ReportState
+from aiop.servicekit import open_bucket
 
 log = logging.getLogger("aiop.reporter.reports")
 
@@ -38,20 +38,10 @@ class ReportStore:
         self._written: OrderedDict[str, tuple[ReportState, int]] = OrderedDict()
 
     async def bucket(self) -> KeyValue:
-        """The bucket, created on first use if missing (creating an identical one is a no-op)."""
+        """The bucket, created on first use if missing."""
         async with self._lock:
             if self._kv is None:
-                js = self._js()
-                try:
-                    self._kv = await js.key_value(KV_REPORTS)
-                except nats.js.errors.BucketNotFoundError:
-                    config = KeyValueConfig(
-                        bucket=KV_REPORTS,
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=self._replicas,
-                    )
-                    self._kv = await js.create_key_value(config)
+                self._kv = await open_bucket(self._js(), KV_REPORTS, replicas=self._replicas)
             return self._kv
 
     async def ready(self) -> None:

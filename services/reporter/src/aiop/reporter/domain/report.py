@@ -11,12 +11,8 @@ from datetime import datetime
 import msgspec
 
 from aiop.contracts import events as ev
-from aiop.contracts.queries import TERMINAL_WORKFLOW_STATES, WorkflowReport
-
-# How far along a workflow is within one attempt; terminal states rank highest.
-_WORKFLOW_RANK = {"submitted": 0, "accepted": 1, "queued": 2, "running": 3}
-_TERMINAL_RANK = 4
-_STEP_RANK = {"pending": 0, "running": 1, "succeeded": 2, "failed": 2, "skipped": 2}
+from aiop.contracts.queries import WorkflowReport
+from aiop.contracts.states import STEP_RANK, TERMINAL_WORKFLOW_STATES, WORKFLOW_RANK
 
 
 class StepMark(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,17 +40,13 @@ class ReportState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     executor_attempt: int = 0
 
 
-def _rank(outcome: str) -> int:
-    return _TERMINAL_RANK if outcome in TERMINAL_WORKFLOW_STATES else _WORKFLOW_RANK[outcome]
-
-
 def _move_outcome(state: ReportState, outcome: str, attempt: int, at: datetime) -> ReportState:
     """Apply a workflow state change if it moves forward; the first terminal state wins."""
     if state.outcome in TERMINAL_WORKFLOW_STATES:
         return state
-    if outcome not in TERMINAL_WORKFLOW_STATES and (attempt, _rank(outcome)) <= (
+    if outcome not in TERMINAL_WORKFLOW_STATES and (attempt, WORKFLOW_RANK[outcome]) <= (
         state.outcome_attempt,
-        _rank(state.outcome),
+        WORKFLOW_RANK[state.outcome],
     ):
         return state
     finished = at if outcome in TERMINAL_WORKFLOW_STATES else state.finished_at
@@ -66,9 +58,9 @@ def _move_outcome(state: ReportState, outcome: str, attempt: int, at: datetime) 
 def _move_step(state: ReportState, step: str, new: StepMark) -> ReportState:
     """A step moves forward by (attempt, rank); within one attempt its first end state wins."""
     old = state.steps.get(step)
-    if old is not None and (new.attempt, _STEP_RANK[new.state]) <= (
+    if old is not None and (new.attempt, STEP_RANK[new.state]) <= (
         old.attempt,
-        _STEP_RANK[old.state],
+        STEP_RANK[old.state],
     ):
         return state
     return msgspec.structs.replace(state, steps={**state.steps, step: new})

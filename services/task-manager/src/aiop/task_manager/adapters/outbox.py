@@ -1,5 +1,5 @@
 """The transactional outbox: events are written with the state that decided them and
-published after the commit (RELIABILITY.md, fact 7).
+published after the commit (docs/delivery.md, "Effects exactly once").
 
 Two ways out, both publishing with ``Nats-Msg-Id`` = the row id so JetStream drops
 whatever is published twice: the fast path right after the commit (latency), and a relay
@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from faststream.nats import NatsBroker
 from opentelemetry import propagate, trace
 
 from aiop.contracts.envelope import encode_event
 from aiop.contracts.events import Event
-from aiop.servicekit.bus import publish_raw
+from aiop.servicekit import EventBus
 
 log = logging.getLogger("aiop.task_manager.outbox")
 tracer = trace.get_tracer("aiop.task_manager.outbox")
@@ -47,19 +46,19 @@ def outbox_row(event: Event) -> OutboxRow:
 
 
 class Outbox:
-    """Publishes outbox rows through ``broker``: at once, and by a relay loop until sent."""
+    """Publishes outbox rows on ``bus``: at once, and by a relay loop until sent."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        broker: NatsBroker,
+        bus: EventBus,
         *,
         interval: float = 1.0,
         grace: float = 1.0,
         max_backoff: float = 30.0,
     ) -> None:
         self.pool = pool
-        self.broker = broker
+        self.bus = bus
         self.interval = interval
         # Rows younger than this are the fast path's to publish; the relay leaves them be
         # unless woken because the fast path failed.
@@ -127,7 +126,7 @@ class Outbox:
         # Continue the stored trace, not whatever happens to be current (the relay loop).
         ctx = propagate.extract(row.headers)
         with tracer.start_as_current_span(f"outbox publish {row.subject}", context=ctx):
-            await publish_raw(self.broker, row.subject, row.body, dict(row.headers))
+            await self.bus.publish_encoded(row.subject, row.body, row.headers)
 
     async def _mark_published(self, ids: list[str]) -> None:
         async with self.pool.acquire() as conn:

@@ -14,7 +14,7 @@ from aiop.task_manager.domain import Step, Workflow
 
 _STEP_FIELDS = (
     "state", "attempt", "exit_code", "started_at", "finished_at", "duration_s", "error",
-    "output_tail",
+    "output_tail", "closed_by_workflow",
 )  # fmt: skip
 
 
@@ -124,11 +124,13 @@ async def save(conn: Conn, changes: list[tuple[Workflow, Workflow]]) -> None:
         " where w.id = u.id)"
         " update steps set state = u.state, attempt = u.attempt, exit_code = u.exit_code,"
         " started_at = u.started_at, finished_at = u.finished_at, duration_s = u.duration_s,"
-        " error = u.error, output_tail = u.output_tail"
+        " error = u.error, output_tail = u.output_tail,"
+        " closed_by_workflow = u.closed_by_workflow"
         " from unnest($9::text[], $10::text[], $11::text[], $12::int[], $13::int[],"
-        " $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], $18::text[])"
+        " $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], $18::text[],"
+        " $19::bool[])"
         " as u(workflow_id, name, state, attempt, exit_code, started_at, finished_at,"
-        " duration_s, error, output_tail)"
+        " duration_s, error, output_tail, closed_by_workflow)"
         " where steps.workflow_id = u.workflow_id and steps.name = u.name",
         *wf_columns, *step_columns,
     )  # fmt: skip

@@ -1,9 +1,10 @@
 """The workflow and step state machine (architecture.md, "Workflow states").
 
-Events reach task-manager through several consumers, so they arrive duplicated and in
-any order. Each state therefore has a position ``(attempt, rank)`` and an event only
-applies when it moves its workflow or step *forward*; anything else is a duplicate or
-arrived late, and is ignored. The first terminal workflow event wins, from any attempt.
+Events arrive duplicated, and a redelivered one after events that followed it. Each state
+therefore has a position ``(attempt, rank)`` and an event only applies when it moves its
+workflow or step *forward*; anything else is a duplicate or arrived late, and is ignored.
+The first terminal workflow event wins, from any attempt, and closes out the steps it
+leaves unfinished (see ``_close_out``).
 """
 
 from dataclasses import dataclass, replace
@@ -23,15 +24,13 @@ from aiop.contracts.events import (
     WorkflowStarted,
     WorkflowSubmitted,
 )
+from aiop.contracts.states import (
+    FINAL_STEP_STATES,
+    STEP_RANK,
+    TERMINAL_WORKFLOW_STATES,
+    WORKFLOW_RANK,
+)
 from aiop.contracts.workflow import validate_spec
-
-FINISHED = frozenset({"succeeded", "failed"})
-# Within one attempt. "requested" is not a state of its own (the workflow is still
-# queued, now at a pool), but it ranks above a queued event of the same attempt so that
-# a late "no executor" reason cannot overwrite the fact that it was sent.
-QUEUED, REQUESTED, RUNNING, DONE = 2, 3, 4, 5
-_WORKFLOW_RANK = {"submitted": 0, "accepted": 1, "queued": QUEUED, "running": RUNNING}
-_STEP_RANK = {"pending": 0, "running": 1, "succeeded": 2, "failed": 2, "skipped": 2}
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,13 @@ class Step:
     duration_s: float | None = None
     error: str | None = None
     output_tail: str | None = None
+    # Its state was set when the workflow ended, not by an event of its own: the step's
+    # real end, if it still arrives, replaces it.
+    closed_by_workflow: bool = False
 
     @property
     def position(self) -> tuple[int, int]:
-        return (self.attempt, _STEP_RANK[self.state])
+        return (self.attempt, STEP_RANK[self.state])
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,9 @@ class Workflow:
 
     @property
     def position(self) -> tuple[int, int]:
-        if self.state in FINISHED:
-            return (self.attempt, DONE)
         if self.state == "queued" and self.pool is not None:
-            return (self.attempt, REQUESTED)
-        return (self.attempt, _WORKFLOW_RANK[self.state])
+            return (self.attempt, WORKFLOW_RANK["requested"])
+        return (self.attempt, WORKFLOW_RANK[self.state])
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -113,15 +113,15 @@ def fold(wf: Workflow, event: Event) -> Outcome:
         return Illegal(f"workflow {wf.id} was rejected; {event.TYPE} cannot apply to it")
     match event:
         case WorkflowQueued():
-            return _advance(wf, event.attempt, QUEUED, state="queued", reason=event.reason)
+            return _advance(wf, event.attempt, "queued", state="queued", reason=event.reason)
         case WorkflowRequested():
             reason = f"sent to executor pool {event.pool}, waiting for an executor to start it"
             return _advance(
-                wf, event.attempt, REQUESTED, state="queued", reason=reason, pool=event.pool
+                wf, event.attempt, "requested", state="queued", reason=reason, pool=event.pool
             )
         case WorkflowStarted():
             return _advance(
-                wf, event.attempt, RUNNING, state="running", reason=None,
+                wf, event.attempt, "running", state="running", reason=None,
                 executor_id=event.executor_id, started_at=event.occurred_at,
             )  # fmt: skip
         case WorkflowCompleted():
@@ -144,12 +144,12 @@ def _new_attempt(wf: Workflow, attempt: int) -> Workflow:
     return replace(wf, attempt=attempt, pool=None, executor_id=None, started_at=None, steps=steps)
 
 
-def _advance(wf: Workflow, attempt: int, rank: int, **changes: object) -> Outcome:
-    if wf.state in FINISHED:
+def _advance(wf: Workflow, attempt: int, stage: str, **changes: object) -> Outcome:
+    if wf.state in TERMINAL_WORKFLOW_STATES:
         return Ignored(f"workflow {wf.id} already {wf.state}")
     if attempt < wf.attempt:
         return Ignored(f"attempt {attempt} is older than the current attempt {wf.attempt}")
-    if (attempt, rank) <= wf.position:
+    if (attempt, WORKFLOW_RANK[stage]) <= wf.position:
         return Ignored(f"duplicate or late: workflow {wf.id} is already {wf.state}")
     base = _new_attempt(wf, attempt) if attempt > wf.attempt else wf
     return Applied(replace(base, **changes))  # type: ignore[arg-type]
@@ -160,35 +160,71 @@ def _finish(
 ) -> Outcome:
     # Any attempt may finish the workflow (a slow executor of an older attempt may
     # still deliver its result); only the first result counts.
-    if wf.state in FINISHED:
+    if wf.state in TERMINAL_WORKFLOW_STATES:
         return Ignored(f"workflow {wf.id} already {wf.state}; the first result wins")
     base = _new_attempt(wf, event.attempt) if event.attempt > wf.attempt else wf
     done = replace(
         base, state=state, attempt=event.attempt, reason=reason,
         executor_id=event.executor_id, finished_at=event.occurred_at,
+        steps=tuple(_close_out(s, event) for s in base.steps),
     )  # fmt: skip
     return Applied(done)
+
+
+def _close_out(step: Step, event: WorkflowCompleted | WorkflowFailed) -> Step:
+    """``step`` as the end of its workflow leaves it. An executor that fails outside any
+    step (or is cancelled) sends no more step events, so a step still pending or running
+    would read so forever; it is closed now, and marked so that its real end still wins."""
+    if step.state in FINAL_STEP_STATES:
+        return step
+    closed = replace(
+        step, attempt=event.attempt, finished_at=event.occurred_at, closed_by_workflow=True
+    )
+    if isinstance(event, WorkflowCompleted):
+        return replace(closed, state="succeeded")  # completed: every step succeeded
+    if step.state == "pending":
+        return replace(
+            closed, state="skipped",
+            error=f"closed because the workflow failed before this step started: {event.reason}",
+        )  # fmt: skip
+    return replace(
+        closed, state="cancelled",
+        error=f"closed because the workflow failed while this step ran: {event.reason}",
+    )  # fmt: skip
 
 
 def _fold_step(wf: Workflow, event: StepEvent) -> Outcome:
     step = wf.step(event.step)
     if step is None:
         return Illegal(f"workflow {wf.id} has no step {event.step!r}")
-    if wf.state in FINISHED and event.attempt != wf.attempt:
+    if wf.state in TERMINAL_WORKFLOW_STATES and event.attempt != wf.attempt:
         return Ignored(f"workflow {wf.id} finished in attempt {wf.attempt}, not {event.attempt}")
     if event.attempt < wf.attempt:
         return Ignored(f"attempt {event.attempt} is older than the current attempt {wf.attempt}")
     moved = _moved_step(step, event)
-    if moved.position <= step.position:
+    if not _refines(step, moved) and moved.position <= step.position:
         return Ignored(f"duplicate or late: step {step.name!r} is already {step.state}")
     steps = tuple(moved if s.name == step.name else s for s in wf.steps)
     return Applied(replace(wf, steps=steps))
 
 
+def _refines(step: Step, moved: Step) -> bool:
+    """Whether ``moved`` is the real end of a step its workflow closed, in the same attempt."""
+    return (
+        step.closed_by_workflow
+        and not moved.closed_by_workflow
+        and moved.attempt == step.attempt
+        and moved.state in FINAL_STEP_STATES
+    )
+
+
 def _moved_step(step: Step, event: StepEvent) -> Step:
     """``step`` as ``event`` leaves it (whether that is forward is checked by the caller)."""
-    # A later attempt starts from a clean step: nothing of the old run carries over.
+    # A later attempt starts from a clean step: nothing of the old run carries over; nor
+    # does what closing it out wrote.
     base = step if event.attempt == step.attempt else Step(step.name, step.needs)
+    if base.closed_by_workflow:
+        base = replace(base, error=None, finished_at=None, closed_by_workflow=False)
     base = replace(base, attempt=event.attempt)
     match event:
         case StepStarted():

@@ -1,5 +1,5 @@
 -- task-manager's own state: workflows and their steps, plus the inbox and outbox that
--- make event handling exactly-once in effect (RELIABILITY.md, facts 3 and 7).
+-- make event handling exactly-once in effect (docs/delivery.md, "Effects exactly once").
 
 create table workflows (
     id          text primary key,

@@ -1,4 +1,4 @@
-"""The executor's state: its free slots, the runs it holds, and its heartbeat.
+"""The executor's handler and state: its free slots, the runs it holds, its heartbeat.
 
 A request is taken only with a free slot and a won claim. The handler returns (and the
 request is acked) once WorkflowStarted is stored and the run is under way; the run
@@ -37,7 +37,7 @@ class Identity:
     pool: str
     capabilities: list[str]
     slots: int
-    heartbeat_interval: float
+    heartbeat_interval_s: float
 
 
 class Executor:
@@ -129,8 +129,8 @@ class Executor:
                 capabilities=ident.capabilities,
                 slots=ident.slots - len(self.running),
                 running=sorted({wf for wf, _ in self.running.values()}),
-                interval_s=ident.heartbeat_interval,
+                interval_s=ident.heartbeat_interval_s,
             )
             with contextlib.suppress(Exception):  # a missed beat is made up by the next one
                 await self.bus.publish(beat)
-            await asyncio.sleep(ident.heartbeat_interval)
+            await asyncio.sleep(ident.heartbeat_interval_s)

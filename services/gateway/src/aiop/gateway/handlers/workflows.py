@@ -7,6 +7,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from aiop.contracts.endpoints import AUTHORIZE, GET_REPORT, GET_WORKFLOW
 from aiop.contracts.events import WorkflowSubmitted
 from aiop.contracts.queries import (
     AuthorizeReply,
@@ -15,13 +16,7 @@ from aiop.contracts.queries import (
     WorkflowReport,
     WorkflowView,
 )
-from aiop.contracts.subjects import (
-    AUTH_AUTHORIZE,
-    QUERY_REPORT,
-    QUERY_WORKFLOW,
-    InvalidToken,
-    check_token,
-)
+from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated, read_body, upstream
@@ -35,7 +30,6 @@ from aiop.gateway.domain.submission import (
     workflow_id_for,
 )
 from aiop.gateway.problems import Problem
-from aiop.servicekit import rpc
 from aiop.servicekit.rpc import QueryFailed
 
 JSON = "application/json"
@@ -65,7 +59,7 @@ def router(gw: Gateway) -> APIRouter:
             principal=caller.sub,
         )
         try:
-            await gw.bus.publish(event)
+            await gw.svc.bus.publish(event)
         except Exception as exc:
             raise Problem(503, f"cannot publish the workflow: {exc!r}", kind="unavailable") from exc
         gw.recent.add(workflow_id, spec.name, spec.project)
@@ -82,8 +76,8 @@ def router(gw: Gateway) -> APIRouter:
                 raise _not_found(workflow_id)
             return Response(body, media_type=JSON)
         view_reply, report_reply = await asyncio.gather(
-            rpc.request(gw.nc, QUERY_WORKFLOW, query),
-            rpc.request(gw.nc, QUERY_REPORT, query),
+            gw.svc.ask(GET_WORKFLOW, query),
+            gw.svc.ask(GET_REPORT, query),
             return_exceptions=True,
         )
         view = _resolve_view(gw, workflow_id, view_reply)
@@ -99,7 +93,7 @@ def router(gw: Gateway) -> APIRouter:
     async def report(workflow_id: str, caller: Caller) -> Response:
         query = WorkflowQuery(workflow_id=_checked(workflow_id))
         try:
-            body = await rpc.request(gw.nc, QUERY_REPORT, query)
+            body = await gw.svc.ask(GET_REPORT, query)
         except QueryFailed as exc:
             if exc.code == 404:
                 raise _not_found(workflow_id) from exc
@@ -144,7 +138,7 @@ async def _authorize_submit(gw: Gateway, principal: str, project: str) -> None:
     if gw.grants.allows(key):
         return
     try:
-        decision = _authorize.decode(await rpc.request(gw.nc, AUTH_AUTHORIZE, ask))
+        decision = _authorize.decode(await gw.svc.ask(AUTHORIZE, ask))
     except QueryFailed as exc:
         raise upstream(exc, "auth") from exc
     if not decision.allowed:

@@ -1,0 +1,1 @@
+"""The HTTP routes: thin, from request to domain to the bus and back."""

@@ -1,0 +1,37 @@
+"""POST /v1/tokens: an API key exchanged for a short-lived access token."""
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from aiop.contracts.endpoints import ISSUE_TOKEN
+from aiop.contracts.queries import TokenRequest
+from aiop.gateway.context import Gateway, read_body, upstream
+from aiop.gateway.problems import Problem, unauthorized
+from aiop.servicekit.rpc import QueryFailed
+
+JSON = "application/json"
+_token_request = msgspec.json.Decoder(TokenRequest)
+
+
+def router(gw: Gateway) -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/v1/tokens")
+    async def tokens(request: Request) -> Response:
+        """Exchange an API key for a short-lived access token (no bearer token needed)."""
+        try:
+            ask = _token_request.decode(await read_body(request, gw.max_body_bytes))
+        except msgspec.ValidationError as exc:
+            raise Problem(422, str(exc), kind="validation") from exc
+        except msgspec.DecodeError as exc:
+            raise Problem(400, f"the body is not JSON: {exc}", kind="malformed") from exc
+        try:
+            # auth's TokenReply is exactly the response body.
+            return Response(await gw.svc.ask(ISSUE_TOKEN, ask), media_type=JSON)
+        except QueryFailed as exc:
+            if exc.code == 401:
+                raise unauthorized("unknown API key", error="") from exc
+            raise upstream(exc, "auth") from exc
+
+    return api
