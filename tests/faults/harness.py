@@ -20,7 +20,7 @@ from nats.aio.client import Client
 
 from aiop.cli.supervisor import Supervisor
 from aiop.cli.up import launch_services
-from aiop.devstack import NatsServer, PostgresServer, free_port
+from aiop.devstack import NatsServer, PostgresServer, free_port, until
 from aiop.servicekit.rpc import wait_ready
 
 SEED_VARIABLE = "AIOP_FAULTS_SEED"
@@ -81,10 +81,9 @@ class Platform:
         """``kill -9`` one service, then wait until the supervisor has it answering again."""
         old = self.pid_of(service)
         os.kill(old, signal.SIGKILL)
-        async with asyncio.timeout(timeout):
-            while self.pid_of(service) == old:  # noqa: ASYNC110 - the supervisor's only sign
-                await asyncio.sleep(0.05)
-            await wait_ready(self.nc, service, timeout)
+        # A new pid file is the supervisor's only sign of the restart.
+        await until(lambda: self.pid_of(service) != old, timeout, f"{service} restarted")
+        await wait_ready(self.nc, service, timeout)
 
     async def ready(self, timeout: float = 60) -> None:
         """Every service answers a ping (after a fault, before counting)."""
@@ -105,13 +104,15 @@ def nats_nodes(root: Path, count: int) -> list[NatsServer]:
 
 async def jetstream_ready(nc: Client, timeout: float = 60) -> None:
     """A new cluster answers JetStream requests only once it has elected a meta leader."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                await nc.jetstream().account_info()
-                return
-            except Exception:
-                await asyncio.sleep(0.2)
+
+    async def answers() -> bool:
+        try:
+            await nc.jetstream().account_info()
+        except Exception:
+            return False
+        return True
+
+    await until(answers, timeout, "JetStream answering")
 
 
 @contextlib.asynccontextmanager

@@ -30,6 +30,7 @@ from aiop.contracts import DeadLetterRecorded, StepCompleted, WorkflowCompleted,
 from aiop.contracts.envelope import UndecodableEvent, decode_event
 from aiop.contracts.states import FINAL_STEP_STATES, TERMINAL_WORKFLOW_STATES
 from aiop.contracts.subjects import STREAM_DLQ, STREAM_EVENTS
+from aiop.devstack import until
 from tests.faults.harness import SEED, Platform
 
 PRINTED: list[str] = []  # every ledger line of this session, in order
@@ -249,12 +250,12 @@ async def drained(platform: Platform, stream: str = STREAM_EVENTS, timeout: floa
     An ack lost in a fault is only noticed after the consumer's ack wait (30 s), when the
     message is delivered again; hence the long timeout."""
     jsm = platform.nc.jetstream()
-    async with asyncio.timeout(timeout):
-        while True:
-            consumers = [c for c in await jsm.consumers_info(stream) if c.config.durable_name]
-            if all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers):
-                return
-            await asyncio.sleep(0.2)
+
+    async def idle() -> bool:
+        consumers = [c for c in await jsm.consumers_info(stream) if c.config.durable_name]
+        return all(c.num_pending == 0 and c.num_ack_pending == 0 for c in consumers)
+
+    await until(idle, timeout, f"every consumer of {stream} drained")
 
 
 async def settle(platform: Platform, accepted: dict[str, str], scenario: str,

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from aiop.contracts.subjects import STREAM_EVENTS
-from aiop.devstack import NatsServer
+from aiop.devstack import NatsServer, until
 from tests.faults.harness import Platform
 from tests.faults.ledger import settle
 from tests.faults.load import Load
@@ -20,17 +20,16 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 async def leader(platform: Platform) -> NatsServer:
     """The node leading the AIOP stream: killing it forces an election mid-load."""
-    async with asyncio.timeout(60):
-        while True:  # none while the last kill's election is still going on
-            try:
-                info = await platform.nc.jetstream().stream_info(STREAM_EVENTS)
-                name = info.cluster.leader if info.cluster else None
-            except Exception:
-                name = None
-            for server in platform.nats:
-                if server.name == name and server.alive():
-                    return server
-            await asyncio.sleep(0.2)
+
+    async def elected() -> NatsServer | None:  # none while an election is still going on
+        try:
+            info = await platform.nc.jetstream().stream_info(STREAM_EVENTS)
+        except Exception:
+            return None
+        name = info.cluster.leader if info.cluster else None
+        return next((s for s in platform.nats if s.name == name and s.alive()), None)
+
+    return await until(elected, 60, "a leader of the AIOP stream")
 
 
 async def kill_nodes(

@@ -14,6 +14,7 @@ import pytest
 from aiop.contracts import WorkflowSpec, WorkflowSubmitted
 from aiop.contracts.envelope import encode_event
 from aiop.contracts.subjects import STREAM_EVENTS, workflow_id_of
+from aiop.devstack import until
 from tests.faults.harness import Platform
 from tests.faults.ledger import drained, read_stream, settle
 from tests.faults.load import Load, spec
@@ -38,7 +39,7 @@ async def publish_poison(platform: Platform, live: str) -> set[tuple[str, int]]:
         ("aiop.workflow.submitted.v1.poison0", b"\x00 not an event", {}),
         ("aiop.workflow.submitted.v1.poison1", b'{"workflow_id": 5}', {}),  # wrong shape
         ("aiop.workflow.submitted.v2.poison2", b'{"workflow_id": "poison2"}',
-         {"ce-type": "aiop.workflow.submitted.v2"}),  # a version no one knows
+         {"ce-type": "aiop.workflow.submitted.v2"}),  # a version no consumer subscribes to
         (f"aiop.step.completed.v9.{live}", b'{"workflow_id": "%s"}' % live.encode(),
          {"ce-type": "aiop.step.completed.v9"}),
         (f"aiop.workflow.completed.v1.{live}", b"garbage", {}),  # must not finish it
@@ -104,9 +105,8 @@ async def resubmit(platform: Platform, load: Load, count: int) -> None:
 async def test_duplicates_and_poison_during_load(platform: Platform) -> None:
     load = Load(platform, rate=4)
     load.start()
-    async with asyncio.timeout(30):  # poison aimed at a real workflow, maybe still running
-        while not load.accepted:  # noqa: ASYNC110 - the load generator has no event for it
-            await asyncio.sleep(0.05)
+    # Poison aimed at a real workflow, maybe still running.
+    await until(lambda: load.accepted, 30, "a first workflow accepted")
     live = next(iter(load.accepted))
     unprocessable = await publish_poison(platform, live)
     direct = await submit_directly(platform, 5)

@@ -68,12 +68,12 @@ async def test_a_fetch_asks_for_no_more_than_the_free_workers(
     svc = Service("test", settings)
     svc.consume(WorkflowQueued, handler, durable="slots", workers=2, policy=SLOW_REDELIVERY)
     async with running(svc):
-        await until(lambda: _true(len(started) == 2), what="two handlers running")
+        await until(lambda: len(started) == 2, what="two handlers running")
         state = await info(nc, "slots")
         # Two delivered to the two busy workers; three still in the stream, not in memory.
         assert (state.num_ack_pending, state.num_pending) == (2, 3)
         gate.set()
-        await until(lambda: _true(len(handled) == 5), what="all five handled")
+        await until(lambda: len(handled) == 5, what="all five handled")
     assert sorted(handled) == ["a", "b", "c", "d", "e"]
 
 
@@ -95,7 +95,7 @@ async def test_stop_lets_handlers_finish_and_leaves_the_rest_in_the_stream(
     async with running(svc):
         await asyncio.wait_for(started.wait(), 10)
         stopping = asyncio.create_task(svc.stop())
-        await until(lambda: _true(svc.consumers[0].stopping), what="the stop to begin")
+        await until(lambda: svc.consumers[0].stopping, what="the stop to begin")
         gate.set()  # the handler finishes during the stop's grace
         await stopping
         state = await info(nc, "drain")
@@ -150,7 +150,7 @@ async def test_a_stop_during_a_batch_transaction_lets_it_commit(
         await svc.start()
         await asyncio.wait_for(in_transaction.wait(), 10)
         stopping = asyncio.create_task(svc.stop())
-        await until(lambda: _true(svc.consumers[0].stopping), what="the stop to begin")
+        await until(lambda: svc.consumers[0].stopping, what="the stop to begin")
         gate.set()
         await stopping
         rows = await pool.fetch("select workflow_id from folded order by 1")
@@ -197,7 +197,3 @@ async def test_changed_settings_apply_to_an_existing_durable(
         async with running(svc):
             config = (await info(nc, "changed")).config
             assert (config.max_deliver, config.ack_wait) == (max_deliver, 12)
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -5,6 +5,7 @@ is polled, briefly and with a deadline; an event should be awaited instead.
 """
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -14,13 +15,16 @@ POLL_S = 0.02
 
 
 async def until(
-    check: Callable[[], Awaitable[T]], timeout_s: float = 10.0, what: str = "the condition"
+    check: Callable[[], Awaitable[T] | T], timeout_s: float = 10.0, what: str = "the condition"
 ) -> T:
-    """The first truthy result of ``check()``; AssertionError naming ``what`` and the
-    last result if none comes within ``timeout_s``. Exceptions from ``check`` propagate."""
+    """The first truthy result of ``check()`` (a coroutine function or a plain one);
+    AssertionError naming ``what`` and the last result if none comes within
+    ``timeout_s``. Exceptions from ``check`` propagate."""
     deadline = time.monotonic() + timeout_s
     while True:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:

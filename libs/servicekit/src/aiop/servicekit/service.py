@@ -204,6 +204,7 @@ class Service:
 
     async def run(self) -> None:
         """Start, serve until SIGINT, SIGTERM or ``exit()``, then stop."""
+        configure_logging(self.settings.log_level, self.name)  # before FastStream's first line
         await self.app.run()
 
     def exit(self) -> None:
