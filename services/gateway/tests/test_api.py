@@ -1,79 +1,21 @@
 """The HTTP API against a real nats-server, auth in-process and a stub task-manager."""
 
-import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
-import nats
 import pytest
-from nats.aio.client import Client
 
 from aiop.auth.adapters.keys import SigningKey
 from aiop.auth.domain.tokens import token_claims
-from aiop.auth.main import AuthSettings
-from aiop.auth.main import build as build_auth
 from aiop.contracts import WorkflowSubmitted, decode_event
 from aiop.contracts.endpoints import GET_WORKFLOW
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
-from aiop.gateway.main import GatewaySettings, bus_and_app
 from aiop.servicekit import rpc
-from aiop.servicekit.rpc import wait_ready
+
+from .conftest import GOOD, Env
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Env:
-    client: httpx.AsyncClient
-    nc: Client
-    token: str
-    auth_dir: Path
-
-    async def published(self) -> int:
-        """How many messages stream AIOP holds."""
-        return (await self.nc.jetstream().stream_info("AIOP")).state.messages
-
-    def bearer(self, token: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token or self.token}"}
-
-
-@pytest.fixture
-async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
-    auth_settings = AuthSettings(
-        nats_url=nats_url, auth_dir=tmp_path / "auth", dev_key_file=tmp_path / "dev.key"
-    )
-    auth = build_auth(auth_settings)
-    auth_task = asyncio.create_task(auth.run())
-    nc = await nats.connect(nats_url)
-    await wait_ready(nc, "auth", timeout=10)
-
-    settings = GatewaySettings(nats_url=nats_url, max_body_bytes=64 * 1024)
-    gateway, app = bus_and_app(settings)  # its bus side runs; HTTP goes through httpx below
-    await gateway.start()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        dev_key = (tmp_path / "dev.key").read_text().strip()
-        reply = await client.post("/v1/tokens", json={"api_key": dev_key})
-        assert reply.status_code == 200, reply.text
-        yield Env(client, nc, reply.json()["token"], tmp_path / "auth")
-    await gateway.stop()
-    await nc.close()
-    auth.exit()
-    await auth_task
-
-
-GOOD: dict[str, Any] = {
-    "name": "build",
-    "steps": [
-        {"name": "compile", "run": ["make"]},
-        {"name": "test", "run": ["make", "test"], "needs": ["compile"]},
-    ],
-}
 
 
 def with_steps(*steps: dict[str, Any], project: str = "default") -> dict[str, Any]:

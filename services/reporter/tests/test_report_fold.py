@@ -127,3 +127,12 @@ def test_steps_without_spec_count_as_seen() -> None:
     )
     report = to_report(state)
     assert (report.outcome, report.steps_total, report.steps_skipped) == ("submitted", 2, 1)
+
+
+def test_the_report_names_its_project_for_the_gateways_check() -> None:
+    spec = WorkflowSpec(name="ci", project="team-a", steps=SPEC.steps)
+    report = to_report(fold_all([ev.WorkflowAccepted(workflow_id="wf9", spec=spec)]))
+    assert report.project == "team-a"
+    # Events without the spec leave it unknown rather than guessed.
+    started = ev.WorkflowStarted(workflow_id="wf8", executor_id="x1")
+    assert to_report(fold_all([started])).project is None

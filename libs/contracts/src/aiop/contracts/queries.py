@@ -60,6 +60,7 @@ class WorkflowReport(msgspec.Struct, frozen=True, kw_only=True):
     first_event_at: datetime | None = None
     last_event_at: datetime | None = None
     executor_id: str | None = None
+    project: str | None = None  # None in reports folded before the field existed
 
 
 class TokenRequest(msgspec.Struct, frozen=True, kw_only=True):

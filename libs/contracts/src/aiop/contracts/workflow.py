@@ -64,6 +64,7 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
                 problems.append(f"step {step.name!r} needs unknown step {need!r}")
             elif need == step.name:
                 problems.append(f"step {step.name!r} needs itself")
+    problems += [f"{where} holds a NUL character" for where in _nul_bytes(spec)]
     if not problems:
         try:
             execution_order(spec)
@@ -71,6 +72,26 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
             cycle = " -> ".join(exc.args[1])
             problems.append(f"the steps' needs form a cycle: {cycle}")
     return problems
+
+
+def _nul_bytes(spec: WorkflowSpec) -> list[str]:
+    """Where a NUL character hides in ``spec``. No argv or environment can carry one (the
+    operating system ends a string at it), and no store that keeps the spec accepts it."""
+    found = [f"label {k!r}" for k, v in spec.labels.items() if "\0" in k + v]
+    for step in spec.steps:
+        fields = {
+            "argv": step.run,
+            "image": [step.image or ""],
+            "env": [*step.env, *step.env.values()],
+            "needs": step.needs,
+            "secrets": step.secrets,
+        }
+        found += [
+            f"step {step.name!r} {what}"
+            for what, values in fields.items()
+            if any("\0" in v for v in values)
+        ]
+    return found
 
 
 def execution_order(spec: WorkflowSpec) -> list[str]:

@@ -15,6 +15,8 @@ from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit import Service
 from aiop.servicekit.rpc import QueryFailed
 
+JSON = "application/json"
+
 
 @dataclass
 class Gateway:
@@ -57,7 +59,14 @@ def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes whatever Content-Length claims."""
+    """The JSON body, refusing another content type, and more than ``limit`` bytes
+    whatever Content-Length claims."""
+    kind = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if kind != JSON and not kind.endswith("+json"):
+        raise Problem(
+            415, f"the body must be {JSON}, not {kind or 'unnamed'}", kind="unsupported-media",
+            headers={"Accept-Post": JSON},
+        )  # fmt: skip
     too_large = Problem(413, f"the body is larger than {limit} bytes", kind="too-large")
     length = request.headers.get("content-length")
     if length is not None:

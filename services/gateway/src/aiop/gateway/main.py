@@ -14,6 +14,7 @@ from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
+from aiop.gateway.guards import HeaderLimit
 from aiop.servicekit import Service, ServiceSettings
 
 
@@ -39,7 +40,7 @@ def http_app(gw: Gateway) -> ASGIApp:
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz", exclude_spans=["receive", "send"]
     )
-    return FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway"))
+    return HeaderLimit(FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway")))
 
 
 def build(settings: GatewaySettings) -> Service:

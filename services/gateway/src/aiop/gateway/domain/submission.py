@@ -34,10 +34,7 @@ class CannotRun(ValueError):
 
 def parse_spec(body: bytes) -> WorkflowSpec:
     """Raises MalformedBody, BadShape (every field error) or CannotRun (every spec problem)."""
-    try:
-        raw = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise MalformedBody(str(exc)) from exc
+    raw = decode_json(body)
     try:
         spec = msgspec.convert(raw, WorkflowSpec)
     except msgspec.ValidationError as exc:
@@ -47,6 +44,18 @@ def parse_spec(body: bytes) -> WorkflowSpec:
     if problems:
         raise CannotRun(problems)
     return spec
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON value in ``body``; MalformedBody for anything that is not JSON, including
+    bytes that are not UTF-8 (the decoder raises UnicodeDecodeError for those) and nesting
+    deeper than the decoder's recursion limit (it raises RecursionError, cleanly)."""
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedBody(str(exc)) from exc
+    except RecursionError as exc:
+        raise MalformedBody("nested too deeply") from exc
 
 
 def shape_errors(value: Any, tp: Any, pointer: str = "") -> list[FieldError]:

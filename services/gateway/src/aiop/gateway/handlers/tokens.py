@@ -7,11 +7,11 @@ from starlette.responses import Response
 from aiop.contracts.endpoints import ISSUE_TOKEN
 from aiop.contracts.queries import TokenRequest
 from aiop.gateway.context import Gateway, read_body, upstream
+from aiop.gateway.domain.submission import MalformedBody, decode_json
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit.rpc import QueryFailed
 
 JSON = "application/json"
-_token_request = msgspec.json.Decoder(TokenRequest)
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -21,11 +21,13 @@ def router(gw: Gateway) -> APIRouter:
     async def tokens(request: Request) -> Response:
         """Exchange an API key for a short-lived access token (no bearer token needed)."""
         try:
-            ask = _token_request.decode(await read_body(request, gw.max_body_bytes))
+            ask = msgspec.convert(
+                decode_json(await read_body(request, gw.max_body_bytes)), TokenRequest
+            )
+        except MalformedBody as exc:
+            raise Problem(400, f"the body is not JSON: {exc}", kind="malformed") from exc
         except msgspec.ValidationError as exc:
             raise Problem(422, str(exc), kind="validation") from exc
-        except msgspec.DecodeError as exc:
-            raise Problem(400, f"the body is not JSON: {exc}", kind="malformed") from exc
         try:
             # auth's TokenReply is exactly the response body.
             return Response(await gw.svc.ask(ISSUE_TOKEN, ask), media_type=JSON)

@@ -92,13 +92,10 @@ def router(gw: Gateway) -> APIRouter:
     @api.get("/{workflow_id}/report")
     async def report(workflow_id: str, caller: Caller) -> Response:
         query = WorkflowQuery(workflow_id=_checked(workflow_id))
-        try:
-            body = await gw.svc.ask(GET_REPORT, query)
-        except QueryFailed as exc:
-            if exc.code == 404:
-                raise _not_found(workflow_id) from exc
-            raise upstream(exc, "reporter") from exc
-        _report.decode(body)
+        body = await _report_of(gw, query)
+        project = _report.decode(body).project or await _project_of(gw, query)
+        if project not in caller.projects:
+            raise _not_found(workflow_id)  # as for its status: not even named
         return Response(body, media_type=JSON)
 
     return api
@@ -117,6 +114,26 @@ async def _read_spec(gw: Gateway, request: Request) -> WorkflowSpec:
         raise Problem(
             422, "the workflow cannot run", kind="invalid-workflow", errors=errors
         ) from exc
+
+
+async def _report_of(gw: Gateway, query: WorkflowQuery) -> bytes:
+    try:
+        return await gw.svc.ask(GET_REPORT, query)
+    except QueryFailed as exc:
+        if exc.code == 404:
+            raise _not_found(query.workflow_id) from exc
+        raise upstream(exc, "reporter") from exc
+
+
+async def _project_of(gw: Gateway, query: WorkflowQuery) -> str | None:
+    """The workflow's project from task-manager, for reports folded before they named it."""
+    try:
+        reply = await gw.svc.ask(GET_WORKFLOW, query)
+    except QueryFailed as exc:
+        if exc.code == 404:
+            return None
+        raise upstream(exc, "task-manager") from exc
+    return _view.decode(reply).project
 
 
 def _resolve_view(

@@ -30,6 +30,7 @@ class ReportState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     outcome_attempt: int = 0
     reason: str | None = None
     step_names: list[str] = []  # from the spec, so steps never reported count as pending
+    project: str | None = None  # from the spec: who may read the report
     steps: dict[str, StepMark] = {}
     started_at: datetime | None = None
     started_attempt: int = 0
@@ -71,7 +72,9 @@ def _fold_workflow(state: ReportState, event: ev.Event) -> ReportState:
     match event:
         case ev.WorkflowSubmitted(spec=spec) | ev.WorkflowAccepted(spec=spec):
             if not state.step_names:
-                state = msgspec.structs.replace(state, step_names=[s.name for s in spec.steps])
+                state = msgspec.structs.replace(
+                    state, step_names=[s.name for s in spec.steps], project=spec.project
+                )
             outcome = "submitted" if isinstance(event, ev.WorkflowSubmitted) else "accepted"
             return _move_outcome(state, outcome, 0, at)
         case ev.WorkflowRejected(reasons=reasons):
@@ -150,4 +153,5 @@ def to_report(state: ReportState) -> WorkflowReport:
         first_event_at=state.first_event_at,
         last_event_at=state.last_event_at,
         executor_id=state.executor_id,
+        project=state.project,
     )

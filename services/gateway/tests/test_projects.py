@@ -1,0 +1,67 @@
+"""Every route answers a caller of another project with 404 or 403: a workflow of a
+project the caller may not touch is not even named."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from aiop.auth.adapters.keys import SigningKey
+from aiop.auth.domain.tokens import token_claims
+from aiop.contracts.endpoints import GET_REPORT, GET_WORKFLOW
+from aiop.contracts.queries import WorkflowQuery, WorkflowReport, WorkflowView
+from aiop.gateway.app import create_app
+from aiop.gateway.context import Gateway
+from aiop.servicekit import Service, ServiceSettings, rpc
+
+from .conftest import GOOD, Env
+
+pytestmark = pytest.mark.integration
+
+WF = "wf-default"
+VIEW = WorkflowView(workflow_id=WF, name="build", project="default", state="running", steps=[])
+REPORT = WorkflowReport(workflow_id=WF, outcome="running", project="default")
+# How an intruder calls each route, and what it must get. A new route without an entry
+# here fails the test until someone decides how it guards its projects.
+CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
+    ("POST", "/v1/workflows"): ("/v1/workflows", GOOD, {403}),
+    ("GET", "/v1/workflows/{workflow_id}"): (f"/v1/workflows/{WF}", {}, {404}),
+    ("GET", "/v1/workflows/{workflow_id}/report"): (f"/v1/workflows/{WF}/report", {}, {404}),
+}
+# Routes that act on no project: the API key is the credential, or nothing is shown.
+OPEN = {("POST", "/v1/tokens"), ("GET", "/healthz")}
+
+
+def routes() -> set[tuple[str, str]]:
+    """Every route of the API, as its OpenAPI document lists them."""
+    app = create_app(Gateway(Service("gateway", ServiceSettings()), max_body_bytes=1024))
+    return {
+        (method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops
+    }
+
+
+def test_every_route_is_covered() -> None:
+    assert routes() - OPEN == set(CALLS)
+
+
+async def test_another_projects_caller_gets_404_or_403_everywhere(env: Env) -> None:
+    async def view(query: WorkflowQuery) -> WorkflowView:
+        return VIEW
+
+    async def report(query: WorkflowQuery) -> WorkflowReport:
+        return REPORT
+
+    stubs = await rpc.serve(env.nc, "stubs", [(GET_WORKFLOW, view), (GET_REPORT, report)])
+    key = SigningKey.load_or_create(env.auth_dir)
+    intruder = key.sign(token_claims("intruder", ["other"], datetime.now(UTC), 600))
+    try:
+        for (method, _), (path, body, statuses) in CALLS.items():
+            # The owner gets an answer, so the intruder's refusal is about the project.
+            mine = await env.client.request(method, path, json=body or None, headers=env.bearer())
+            assert mine.status_code < 400, (path, mine.text)
+            theirs = await env.client.request(
+                method, path, json=body or None, headers=env.bearer(intruder)
+            )
+            assert theirs.status_code in statuses, (path, theirs.status_code, theirs.text)
+    finally:
+        await stubs.stop()
