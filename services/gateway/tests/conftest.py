@@ -2,6 +2,7 @@
 httpx; and a workflow body that is fine."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ class Env:
 @pytest.fixture
 async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
     """Auth and the gateway's bus side running, a client of its app, a dev token."""
+    async with running(nats_url, tmp_path) as ready:
+        yield ready
+
+
+@contextlib.asynccontextmanager
+async def running(nats_url: str, tmp_path: Path, **gateway: Any) -> AsyncIterator[Env]:
+    """``env`` with the gateway's settings changed by ``gateway``."""
     auth_settings = AuthSettings(
         nats_url=nats_url, auth_dir=tmp_path / "auth", dev_key_file=tmp_path / "dev.key"
     )
@@ -44,7 +52,7 @@ async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
     nc = await nats.connect(nats_url)
     await wait_ready(nc, "auth", timeout=10)
 
-    settings = GatewaySettings(nats_url=nats_url, max_body_bytes=64 * 1024)
+    settings = GatewaySettings(nats_url=nats_url, max_body_bytes=64 * 1024, **gateway)
     gateway, app = bus_and_app(settings)  # its bus side runs; HTTP goes through httpx below
     await gateway.start()
     transport = httpx.ASGITransport(app=app)

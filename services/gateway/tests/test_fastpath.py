@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.types import Receive, Scope, Send
 
+from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
@@ -83,3 +84,16 @@ async def test_anything_else_goes_to_the_full_app(setup, method, path, authoriza
     assert reply.status_code == 599
     assert full.paths == [path]
     assert spans.get_finished_spans() == ()
+
+
+async def test_a_principal_past_its_limit_is_left_to_the_full_app(setup) -> None:  # type: ignore[no-untyped-def]
+    client, full, _ = setup
+    app = client._transport.app  # type: ignore[attr-defined]
+    app.gw.limits = RateLimits("2/minute", "", "")
+    headers = {"Authorization": "Bearer good"}
+    statuses = [
+        (await client.get("/v1/workflows/wf1", headers=headers)).status_code for _ in range(3)
+    ]
+    # The full app gives the 429 its problem details (here the stand-in's 599).
+    assert statuses == [200, 200, 599]
+    assert full.paths == ["/v1/workflows/wf1"]

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from aiop.contracts.endpoints import JWKS
+from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
 from aiop.gateway.domain.bearer import bearer_token
 from aiop.gateway.domain.finished import FinishedWorkflows
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
+from aiop.gateway.guards import too_many
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit import Service
 from aiop.servicekit.rpc import QueryFailed
@@ -22,6 +24,7 @@ JSON = "application/json"
 class Gateway:
     svc: Service  # the gateway's bus side: publishing submissions, asking other services
     max_body_bytes: int
+    limits: RateLimits = field(default_factory=lambda: RateLimits("", "", ""))
     verifier: TokenVerifier = field(init=False)
     recent: RecentSubmissions = field(default_factory=RecentSubmissions)
     grants: Grants = field(default_factory=Grants)
@@ -49,11 +52,14 @@ def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
         if token is None:
             raise unauthorized("the Authorization header must be 'Bearer <token>'")
         try:
-            return await gateway.verifier.verify(token)
+            claims = await gateway.verifier.verify(token)
         except InvalidToken as exc:
             raise unauthorized(f"invalid token: {exc}") from exc
         except AuthUnavailable as exc:
             raise Problem(503, f"cannot check tokens: {exc}", kind="unavailable") from exc
+        if (exceeded := gateway.limits.hit("principal", claims.sub)) is not None:
+            raise Problem(429, too_many(exceeded), kind="rate-limited", headers=exceeded.headers())
+        return claims
 
     return claims
 

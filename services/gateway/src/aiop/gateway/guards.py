@@ -1,34 +1,70 @@
-"""Checks every request passes before any route sees it."""
+"""Checks every request passes before any route sees it: the size of its headers, and
+the rate limits of its client address (stricter for token requests)."""
+
+from typing import Any
 
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from aiop.gateway.adapters.ratelimits import Exceeded, RateLimits
 from aiop.gateway.problems import MEDIA_TYPE, problem_body
 
 # Far above what any client of the API sends (a JWT is about 400 bytes), far below what
 # would let a client make the gateway hold megabytes per connection.
 MAX_HEADER_BYTES = 32 * 1024
+TOKENS_PATH = "/v1/tokens"
+UNLIMITED_PATHS = frozenset({"/healthz"})  # probes, which show nothing
 
 
-class HeaderLimit:
-    """431 for a request whose headers together exceed MAX_HEADER_BYTES. The HTTP parser
-    has no limit of its own, and each header is kept for the whole request."""
+class Guards:
+    """431 for headers over MAX_HEADER_BYTES (the HTTP parser has no limit of its own, and
+    each header is kept for the whole request); 429 past the client address's limits."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_HEADER_BYTES) -> None:
+    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
-        self.limit = limit
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            size = sum(len(name) + len(value) for name, value in scope["headers"])
-            if size > self.limit:
-                detail = f"the request's headers hold {size} bytes, more than {self.limit}"
-                body = msgspec.json.encode(problem_body(431, detail, scope["path"], "headers"))
-                await send({
-                    "type": "http.response.start", "status": 431,
-                    "headers": [(b"content-type", MEDIA_TYPE.encode()),
-                                (b"content-length", str(len(body)).encode())],
-                })  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = sum(len(name) + len(value) for name, value in scope["headers"])
+        if size > MAX_HEADER_BYTES:
+            detail = f"the request's headers hold {size} bytes, more than {MAX_HEADER_BYTES}"
+            await refuse(send, scope, 431, detail, "headers")
+            return
+        exceeded = self._address_limit(scope)
+        if exceeded is not None:
+            await refuse(send, scope, 429, too_many(exceeded), "rate-limited", exceeded.headers())
+            return
         await self.app(scope, receive, send)
+
+    def _address_limit(self, scope: Scope) -> Exceeded | None:
+        path = scope["path"]
+        if path in UNLIMITED_PATHS:
+            return None
+        address = (scope.get("client") or ("unknown", 0))[0]
+        if path == TOKENS_PATH and (exceeded := self.limits.hit("tokens", address)):
+            return exceeded
+        return self.limits.hit("address", address)
+
+
+def too_many(exceeded: Exceeded) -> str:
+    return (
+        f"more than {exceeded.limit} requests in {exceeded.window_s} s for this"
+        f" {exceeded.policy}; retry in {exceeded.retry_after_s} s"
+    )
+
+
+async def refuse(
+    send: Send, scope: Scope, status: int, detail: str, kind: str,
+    headers: dict[str, str] | None = None,
+) -> None:  # fmt: skip
+    body = msgspec.json.encode(problem_body(status, detail, scope["path"], kind))
+    raw: list[tuple[bytes, bytes]] = [
+        (b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+    ]  # fmt: skip
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": raw}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

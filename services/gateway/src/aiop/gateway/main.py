@@ -11,10 +11,11 @@ from starlette.types import ASGIApp
 from aiop.contracts.endpoints import AUTHORIZE, GET_REPORT, GET_WORKFLOW, ISSUE_TOKEN, JWKS
 from aiop.contracts.events import WorkflowSubmitted
 from aiop.gateway.adapters.http import HttpServer
+from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
-from aiop.gateway.guards import HeaderLimit
+from aiop.gateway.guards import Guards
 from aiop.servicekit import Service, ServiceSettings
 
 
@@ -24,6 +25,11 @@ class GatewaySettings(ServiceSettings):
     )
     port: int = Field(default=8080, validation_alias=AliasChoices("AIOP_GATEWAY_PORT", "port"))
     max_body_bytes: int = 1024 * 1024
+    # Rate limits (docs/security.md): a burst and a sustained rate each, in the notation
+    # "<count>/<second|minute|hour>" joined by ";"; empty switches one off.
+    rate_limit_per_principal: str = "100/second;3000/minute"
+    rate_limit_per_address: str = "300/second;9000/minute"
+    rate_limit_token_requests: str = "5/second;30/minute"  # per address: guessing keys
 
 
 def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
@@ -31,7 +37,12 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc = Service("gateway", settings)
     svc.publishes(WorkflowSubmitted)
     svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, GET_REPORT)
-    return svc, http_app(Gateway(svc, settings.max_body_bytes))
+    limits = RateLimits(
+        settings.rate_limit_per_principal,
+        settings.rate_limit_per_address,
+        settings.rate_limit_token_requests,
+    )
+    return svc, http_app(Gateway(svc, settings.max_body_bytes, limits))
 
 
 def http_app(gw: Gateway) -> ASGIApp:
@@ -40,7 +51,7 @@ def http_app(gw: Gateway) -> ASGIApp:
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz", exclude_spans=["receive", "send"]
     )
-    return HeaderLimit(FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway")))
+    return Guards(FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway")), gw.limits)
 
 
 def build(settings: GatewaySettings) -> Service:
