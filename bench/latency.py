@@ -63,7 +63,7 @@ async def submit(http: httpx.AsyncClient, spec: dict[str, object]) -> str:
 
 
 async def measure(platform: Platform, count: int = 300, warmup: int = 30) -> dict[str, object]:
-    nc = await nats.connect(platform.nats_url)
+    nc = await platform.connect()
     watch = Watch()
     await watch.attach(nc)
     to_started: list[float] = []
@@ -90,7 +90,7 @@ async def measure(platform: Platform, count: int = 300, warmup: int = 30) -> dic
 
 async def one(platform: Platform) -> str:
     """Submit one no-op workflow and wait for it to finish; its id."""
-    nc = await nats.connect(platform.nats_url)
+    nc = await platform.connect()
     watch = Watch()
     await watch.attach(nc)
     async with httpx.AsyncClient(

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nats
 
+from aiop.cli.identities import ADMIN, IDENTITY_DIR
 from aiop.devstack import free_port
 
 SERVICES = ("auth", "task-manager", "distributor", "dagger-executor", "reporter", "gateway")
@@ -41,6 +43,11 @@ class Platform:
             )
             sizes[service] = kib / 1024
         return sizes
+
+    async def connect(self) -> nats.NATS:
+        """A NATS client as the installation's admin: the bus takes no anonymous clients."""
+        seed = self.root / ".aiop" / IDENTITY_DIR / f"{ADMIN}.nk"
+        return await nats.connect(self.nats_url, nkeys_seed=str(seed))
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}

@@ -10,7 +10,6 @@ import asyncio
 import time
 
 import httpx
-import nats
 
 from bench.latency import NOOP, Watch, submit
 from bench.platform import Platform
@@ -22,7 +21,7 @@ DRAIN_S = 30.0
 
 async def run_at(platform: Platform, rate: float, seconds: float) -> dict[str, object]:
     """Submit ``rate`` no-op workflows per second for ``seconds``; how they fared."""
-    nc = await nats.connect(platform.nats_url)
+    nc = await platform.connect()
     watch = Watch()
     await watch.attach(nc)
     submitted: dict[str, float] = {}

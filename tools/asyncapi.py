@@ -129,10 +129,15 @@ def operation_id(t: Traffic) -> str:
     return f"{t.service}.{t.action}.{what}"
 
 
+# Key-value buckets and reads by sequence are storage, not messages on a channel.
+STORAGE = {Action.BUCKET, Action.READ}
+
+
 def asyncapi(traffic: list[Traffic]) -> dict[str, Any]:
     doc = Document()
     for t in sorted(traffic, key=operation_id):
-        doc.add(t)
+        if t.action not in STORAGE:
+            doc.add(t)
     return {
         "asyncapi": "3.0.0",
         "info": {

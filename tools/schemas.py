@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 
+from aiop.cli.services import all_services
 from aiop.contracts.events import EVENT_TYPES, Event
 from tools.asyncapi import asyncapi
-from tools.services import all_services
 
 SCHEMA_DIR = "proto-schemas"
 REGENERATE = "run `uv run task schemas`"

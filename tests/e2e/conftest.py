@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
+from aiop.cli.identities import ADMIN, IDENTITY_DIR
 from aiop.devstack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +45,11 @@ class Platform:
         return httpx.Client(
             base_url=self.gateway_url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
         )
+
+    async def connect(self) -> nats.NATS:
+        """A NATS client as the installation's admin: the bus takes no anonymous clients."""
+        seed = self.root / ".aiop" / IDENTITY_DIR / f"{ADMIN}.nk"
+        return await nats.connect(self.nats_url, nkeys_seed=str(seed))
 
     def pid_of(self, service: str) -> int:
         return int((self.root / ".aiop" / "pids" / f"{service}.pid").read_text())

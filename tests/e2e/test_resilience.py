@@ -4,7 +4,6 @@ import asyncio
 import os
 import signal
 
-import nats
 import pytest
 
 from aiop.contracts import DeadLetterRecorded, StepSpec, WorkflowSpec, WorkflowSubmitted
@@ -16,8 +15,8 @@ from tests.e2e.test_workflows import wait_terminal
 pytestmark = pytest.mark.e2e
 
 
-async def count_messages(nats_url: str, subject: str) -> int:
-    nc = await nats.connect(nats_url)
+async def count_messages(platform: Platform, subject: str) -> int:
+    nc = await platform.connect()
     try:
         js = nc.jetstream()
         info = await js.stream_info("AIOP", subjects_filter=subject)
@@ -26,11 +25,11 @@ async def count_messages(nats_url: str, subject: str) -> int:
         await nc.close()
 
 
-async def publish_twice(nats_url: str, event: WorkflowSubmitted) -> None:
+async def publish_twice(platform: Platform, event: WorkflowSubmitted) -> None:
     """The same event delivered twice, as after a lost ack: the second copy gets a fresh
     Nats-Msg-Id so JetStream's duplicate window does not hide it from the consumers."""
     envelope = encode_event(event, "aiop/tests")
-    nc = await nats.connect(nats_url)
+    nc = await platform.connect()
     try:
         js = nc.jetstream()
         await js.publish(envelope.subject, envelope.body, headers=envelope.headers)
@@ -43,21 +42,16 @@ async def publish_twice(nats_url: str, event: WorkflowSubmitted) -> None:
 def test_redelivered_event_has_no_second_effect(platform: Platform) -> None:
     spec = WorkflowSpec(name="twice", steps=[StepSpec(name="only", run=["echo", "once"])])
     event = WorkflowSubmitted(workflow_id="redelivered1", spec=spec, principal="dev")
-    asyncio.run(publish_twice(platform.nats_url, event))
-    assert (
-        asyncio.run(count_messages(platform.nats_url, "aiop.workflow.submitted.v1.redelivered1"))
-        == 2
-    )
+    asyncio.run(publish_twice(platform, event))
+    assert asyncio.run(count_messages(platform, "aiop.workflow.submitted.v1.redelivered1")) == 2
     assert wait_terminal(platform, "redelivered1")["state"] == "succeeded"
     for subject in ("accepted", "started", "completed"):
-        n = asyncio.run(
-            count_messages(platform.nats_url, f"aiop.workflow.{subject}.v1.redelivered1")
-        )
+        n = asyncio.run(count_messages(platform, f"aiop.workflow.{subject}.v1.redelivered1"))
         assert n == 1, f"{subject} published {n} times"
 
 
-async def poison_then_dead_letter(nats_url: str) -> DeadLetterRecorded:
-    nc = await nats.connect(nats_url)
+async def poison_then_dead_letter(platform: Platform) -> DeadLetterRecorded:
+    nc = await platform.connect()
     try:
         js = nc.jetstream()
         sub = await js.subscribe("aiop.dlq.>", ordered_consumer=True, deliver_policy="new")
@@ -75,7 +69,7 @@ async def poison_then_dead_letter(nats_url: str) -> DeadLetterRecorded:
 
 
 def test_poison_message_is_dead_lettered_and_work_goes_on(platform: Platform) -> None:
-    record = asyncio.run(poison_then_dead_letter(platform.nats_url))
+    record = asyncio.run(poison_then_dead_letter(platform))
     assert record.payload == b"\x00 not an event"
     assert record.reason
     assert record.consumer.startswith("task-manager")

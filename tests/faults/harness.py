@@ -13,11 +13,13 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
 from nats.aio.client import Client
 
+from aiop.cli.identities import ADMIN, authorization
 from aiop.cli.supervisor import Supervisor
 from aiop.cli.up import launch_services
 from aiop.devstack import NatsServer, PostgresServer, free_port, until
@@ -101,14 +103,17 @@ class Platform:
         await wait_ready(self.nc, "gateway", timeout)
 
 
-def nats_nodes(root: Path, count: int) -> list[NatsServer]:
+def nats_nodes(root: Path, count: int, bus: dict[str, Any]) -> list[NatsServer]:
     if count == 1:
-        return [NatsServer(root / "nats")]
+        return [NatsServer(root / "nats", authorization=bus)]
     routes = [free_port() for _ in range(count)]
     return [
-        NatsServer(root / f"nats{i}", name=f"n{i}", cluster=(own, [p for p in routes if p != own]))
+        NatsServer(
+            root / f"nats{i}", name=f"n{i}", cluster=(own, [p for p in routes if p != own]),
+            authorization=bus,
+        )
         for i, own in enumerate(routes)
-    ]
+    ]  # fmt: skip
 
 
 async def jetstream_ready(nc: Client, timeout: float = 60) -> None:
@@ -126,20 +131,24 @@ async def jetstream_ready(nc: Client, timeout: float = 60) -> None:
 
 @contextlib.asynccontextmanager
 async def running(root: Path, nodes: int = 1) -> AsyncIterator[Platform]:
-    servers = nats_nodes(root, nodes)
+    # The bus as `aiop up` configures it: every client authenticates.
+    bus, identities = authorization(root / "state")
+    servers = nats_nodes(root, nodes, bus)
     # Cluster nodes only listen for clients once they can; start them side by side.
     await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
     postgres = PostgresServer(root / "pg")
     await asyncio.to_thread(postgres.start)
     nc = await nats.connect(
-        servers=[s.url for s in servers], max_reconnect_attempts=-1, reconnect_time_wait=0.2
-    )
+        servers=[s.url for s in servers], max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+        nkeys_seed=str(identities[ADMIN].seed_file),
+    )  # fmt: skip
     platform = Platform(root, servers, postgres, nc, f"http://127.0.0.1:{free_port()}")
     try:
         await jetstream_ready(nc)
         platform.supervisor = await launch_services(
             nc, platform.state, platform.nats_url, postgres.url, platform.gateway_url,
             platform.log.append, replicas=3 if nodes > 1 else 1, extra_env=NO_RATE_LIMITS,
+            identities=identities,
         )  # fmt: skip
         api_key = (platform.state / "dev-api-key").read_text().strip()
         async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as http:

@@ -3,8 +3,10 @@
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +16,7 @@ import yaml
 
 from aiop.cli.client import ApiError, Gateway
 from aiop.cli.render import status_lines
-from aiop.cli.stack import NoPlatform, load_stack, nats_url
+from aiop.cli.stack import NoPlatform, load_stack, nats_seed_file, nats_url
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
 from aiop.contracts.subjects import InvalidToken, check_token
 
@@ -120,6 +122,16 @@ def status(workflow_id: str, as_json: JsonFlag = False) -> None:
     typer.echo(json.dumps(view) if as_json else "\n".join(status_lines(view)))
 
 
+@contextlib.contextmanager
+def reader_gone() -> Iterator[None]:
+    """End quietly when whoever reads the output has gone (``aiop tail | head``)."""
+    try:
+        yield
+    except* BrokenPipeError:
+        # Python flushes stdout again at exit; point it at nothing so that is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def parse_since(value: str | None) -> datetime | None:
     """``30s``, ``5m``, ``2h``, ``1d`` ago, or an ISO 8601 time."""
     if value is None:
@@ -165,10 +177,13 @@ def tail(
         typer.echo(line)
         sys.stdout.flush()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), reader_gone():
         asyncio.run(
-            run_tail(url, patterns, workflow, parse_since(since), all_, count, idle, emit, as_json)
-        )
+            run_tail(
+                url, patterns, workflow, parse_since(since), all_, count, idle, emit, as_json,
+                seed_file=nats_seed_file(),
+            )
+        )  # fmt: skip
 
 
 @app.command()
@@ -188,19 +203,21 @@ def logs(
     def emit(line: str) -> None:
         typer.echo(line)
 
-    asyncio.run(
-        run_tail(
-            url,
-            [f"aiop.output.appended.v1.{workflow_id}"],
-            None,
-            None,
-            True,
-            None,
-            idle,
-            emit,
-            as_json,
+    with reader_gone():
+        asyncio.run(
+            run_tail(
+                url,
+                [f"aiop.output.appended.v1.{workflow_id}"],
+                None,
+                None,
+                True,
+                None,
+                idle,
+                emit,
+                as_json,
+                seed_file=nats_seed_file(),
+            )
         )
-    )
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """Where a running embedded stack is found: ``.aiop/stack.json`` in this or a parent directory.
 
 Commands run in another terminal use it without configuration; ``AIOP_URL``,
-``AIOP_TOKEN`` and ``AIOP_NATS_URL`` point them at a remote platform instead.
+``AIOP_TOKEN``, ``AIOP_NATS_URL`` and ``AIOP_NATS_SEED_FILE`` point them at a remote
+platform instead.
 """
 
 import json
@@ -21,6 +22,8 @@ class Stack:
     trace_dir: str
     dev_key_file: str
     pid: int
+    # The operator's NATS identity: read-only, for `aiop tail` and `aiop logs`.
+    operator_seed_file: str | None = None
 
     def write(self, state_dir: Path) -> None:
         path = state_dir / STACK_FILE
@@ -56,3 +59,11 @@ def nats_url() -> str:
     if stack is None:
         raise NoPlatform("no running platform: start one with `aiop up`, or set AIOP_NATS_URL")
     return stack.nats_url
+
+
+def nats_seed_file() -> str | None:
+    """The NATS identity to read the bus with: the operator's of the embedded stack."""
+    if seed := os.environ.get("AIOP_NATS_SEED_FILE"):
+        return seed
+    stack = load_stack()
+    return stack.operator_seed_file if stack is not None else None

@@ -24,6 +24,7 @@ from aiop.cli.render import event_line, summary
 from aiop.contracts.envelope import UndecodableEvent, decode_event, event_type_of
 from aiop.contracts.events import EVENT_TYPES
 from aiop.contracts.subjects import STREAM_SUBJECTS, check_token, workflow_id_of
+from aiop.servicekit.permissions import inbox_prefix
 
 # Where a workflow's id sits in its events' subjects, from each event's routing tokens:
 # "aiop.workflow.*.*.{}", and "aiop.workflow.*.*.*.{}" for aiop.workflow.requested.v1.<pool>.<id>.
@@ -170,10 +171,16 @@ async def tail(
     idle_timeout: float | None,
     emit: Callable[[str], None],
     as_json: bool,
+    *,
+    seed_file: str | None = None,
 ) -> int:
+    """Print matching events until ``count`` or ``idle_timeout``; how many were printed.
+    ``seed_file`` is the NATS identity to read with (the operator's, on the embedded
+    stack): its replies come to the operator's own inboxes."""
     if workflow is not None:
         check_token(workflow, "workflow id")  # it becomes a filter token
-    nc = await nats.connect(nats_url)
+    identity = {"nkeys_seed": seed_file, "inbox_prefix": inbox_prefix("operator")}
+    nc = await nats.connect(nats_url, **(identity if seed_file else {}))
     js = nc.jetstream()
     # Bounded: a reader waits for the printing rather than piling up a whole replay.
     queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=BATCH)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nats
 
+from aiop.cli.identities import ADMIN, OPERATOR, Identity, authorization
+from aiop.cli.services import MODULES
 from aiop.cli.stack import STACK_FILE, STATE_DIR, Stack
 from aiop.cli.supervisor import ServiceProcess, Supervisor
 from aiop.contracts.queries import TokenReply, TokenRequest
@@ -25,14 +27,7 @@ from aiop.devstack import NatsServer, PostgresServer, free_port
 from aiop.servicekit.rpc import request, wait_ready
 from aiop.servicekit.streams import ensure_streams
 
-SERVICES = {
-    "auth": "aiop.auth",
-    "task-manager": "aiop.task_manager",
-    "distributor": "aiop.distributor",
-    "dagger-executor": "aiop.dagger_executor",
-    "reporter": "aiop.reporter",
-    "gateway": "aiop.gateway",
-}
+SERVICES = MODULES
 
 
 def _gateway_port(preferred: int) -> int:
@@ -68,6 +63,7 @@ async def launch_services(
     *,
     replicas: int = 1,
     extra_env: dict[str, str] | None = None,
+    identities: dict[str, Identity] | None = None,
 ) -> Supervisor:
     """Streams, migrations, then the six services supervised; returns once all answer pings.
 
@@ -94,7 +90,12 @@ async def launch_services(
         **(extra_env or {}),
     }
     supervisor = Supervisor(
-        [ServiceProcess(n, m, env, state / "logs" / f"{n}.log") for n, m in SERVICES.items()],
+        [
+            ServiceProcess(
+                n, m, {**env, **_identity_env(identities, n)}, state / "logs" / f"{n}.log"
+            )
+            for n, m in SERVICES.items()
+        ],
         report=say,
     )
     await supervisor.start()
@@ -108,23 +109,37 @@ async def launch_services(
     return supervisor
 
 
+def _identity_env(identities: dict[str, Identity] | None, service: str) -> dict[str, str]:
+    """The service's NATS identity; the streams are already set up, with the admin's."""
+    if identities is None:
+        return {}
+    return {
+        "AIOP_NATS_SEED_FILE": str(identities[service].seed_file),
+        "AIOP_CREATE_STREAMS": "false",
+    }
+
+
 async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -> int:
     began = time.monotonic()
     state = root / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     (state / STACK_FILE).unlink(missing_ok=True)
-    nats_server = NatsServer(state / "nats").start()
+    bus_authorization, identities = authorization(state)
+    nats_server = NatsServer(state / "nats", authorization=bus_authorization).start()
     postgres = PostgresServer(state / "postgres").start()
     say(f"nats-server   {nats_server.url}  (data {nats_server.data_dir})")
     say(f"postgres      127.0.0.1:{postgres.port}  (data {postgres.pgdata})")
     supervisor: Supervisor | None = None
     nc: nats.NATS | None = None
     try:
-        nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1)
+        nc = await nats.connect(
+            nats_server.url, max_reconnect_attempts=-1,
+            nkeys_seed=str(identities[ADMIN].seed_file),
+        )  # fmt: skip
         gateway_url = f"http://127.0.0.1:{_gateway_port(gateway_port)}"
         try:
             supervisor = await launch_services(
-                nc, state, nats_server.url, postgres.url, gateway_url, say
+                nc, state, nats_server.url, postgres.url, gateway_url, say, identities=identities
             )
         except MigrationFailed as exc:
             say(f"migrations failed:\n{exc}")
@@ -137,6 +152,7 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
             trace_dir=str(state / "traces"),
             dev_key_file=str(state / "dev-api-key"),
             pid=os.getpid(),
+            operator_seed_file=str(identities[OPERATOR].seed_file),
         ).write(state)
         say("")
         say(f"AIOP is up in {time.monotonic() - began:.1f}s")

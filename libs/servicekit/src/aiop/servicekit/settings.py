@@ -13,6 +13,12 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIOP_", extra="ignore")
 
     nats_url: str = "nats://127.0.0.1:4222"
+    # The service's NATS identity: an nkey seed file (0600). None connects anonymously,
+    # which only a server without authorization accepts (docs/security.md, "The bus").
+    nats_seed_file: Path | None = None
+    # Create or update AIOP's streams at start. Off where an operator set them up and the
+    # service's identity may not (`aiop up` does it before starting the services).
+    create_streams: bool = True
     # Where the embedded stack's span exporter writes JSON lines that `aiop trace` reads.
     trace_dir: Path | None = None
     log_level: str = "INFO"

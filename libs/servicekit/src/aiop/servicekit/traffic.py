@@ -20,13 +20,15 @@ class Action(StrEnum):
     LISTEN = "listen"  # a core NATS subscription: nothing stored, nothing redelivered
     ANSWER = "answer"  # a request/reply endpoint it serves
     ASK = "ask"  # a request/reply endpoint it calls
+    BUCKET = "bucket"  # a JetStream key-value bucket it reads, writes and watches
+    READ = "read"  # a stream whose messages it looks up by sequence
 
 
 @dataclass(frozen=True)
 class Traffic:
     service: str
     action: Action
-    subject: str  # the event type or endpoint subject; for CONSUME/LISTEN the filter
+    subject: str  # the event type or endpoint subject; CONSUME/LISTEN: the filter; BUCKET, READ: the name
     message: type[msgspec.Struct] | None  # the event, or what a listener decodes
     endpoint: Endpoint[Any, Any] | None = None  # ANSWER/ASK
     durable: str | None = None  # CONSUME: the durable consumer's name

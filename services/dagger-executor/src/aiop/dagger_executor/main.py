@@ -20,6 +20,7 @@ from aiop.contracts import (
     WorkflowStarted,
     check_token,
 )
+from aiop.contracts.subjects import KV_CLAIMS
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.selection import select_runner
 from aiop.dagger_executor.domain.naming import executor_id
@@ -51,6 +52,7 @@ def build(settings: ExecutorSettings) -> Service:
         WorkflowStarted, StepStarted, StepOutputAppended, StepCompleted, StepFailed,
         StepSkipped, WorkflowCompleted, WorkflowFailed, ExecutorHeartbeat,
     )  # fmt: skip
+    svc.uses_bucket(KV_CLAIMS)  # claiming an attempt is creating its key
     # Every executor of the pool shares one durable, so each request goes to one of them;
     # max_ack_pending at the slot count keeps one executor from hoarding requests.
     policy = DeliveryPolicy(max_deliver=30, ack_wait_s=30.0, max_ack_pending=settings.slots,

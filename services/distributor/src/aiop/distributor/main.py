@@ -10,6 +10,7 @@ from aiop.contracts.events import (
     WorkflowQueued,
     WorkflowRequested,
 )
+from aiop.contracts.subjects import KV_CLAIMS, KV_DISPATCH
 from aiop.distributor.dispatcher import Distributor
 from aiop.distributor.handlers import Handlers
 from aiop.servicekit import DeliveryPolicy, Service, ServiceSettings
@@ -33,6 +34,7 @@ def build(settings: DistributorSettings) -> Service:
     )  # fmt: skip
     on = Handlers(distributor)
     svc.publishes(WorkflowRequested, WorkflowQueued)
+    svc.uses_bucket(KV_DISPATCH, KV_CLAIMS)  # its dispatch state; the executors' claims
     svc.consume(WorkflowAccepted, on.accepted, durable="distributor-accepted",
                 policy=POLICY, workers=WORKERS)  # fmt: skip
     svc.consume(WorkflowCompleted, on.finished, durable="distributor-completed",

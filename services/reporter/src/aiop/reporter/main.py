@@ -5,6 +5,7 @@ import asyncio
 
 from aiop.contracts import events as ev
 from aiop.contracts.endpoints import GET_REPORT
+from aiop.contracts.subjects import KV_REPORTS, STREAM_EVENTS, STREAM_EXT, STREAM_LOGS
 from aiop.reporter.adapters.advisories import MAX_DELIVERIES, MSG_TERMINATED, Advisory
 from aiop.reporter.adapters.reports import ReportStore
 from aiop.reporter.handlers import Reporter
@@ -31,11 +32,14 @@ def build(settings: ReporterSettings) -> Service:
     store = ReportStore(lambda: svc.js, settings.stream_replicas)
     reporter = Reporter(store, svc.bus, lambda: svc.js)
     svc.publishes(ev.DeadLetterRecorded)
+    svc.uses_bucket(KV_REPORTS)
     # Reports are off every workflow's critical path: lingering 20 ms between short
     # fetches folds most of a workflow's events into one write.
     svc.consume_batch(FOLDED, reporter.on_events, durable="reporter-events", policy=POLICY,
                       batch_size=128, linger_s=0.02)  # fmt: skip
     # Core NATS: advisories are not stored. The queue group gives each to one reporter.
+    # An advisory names a stream message, which is read to record it whole.
+    svc.reads(STREAM_EVENTS, STREAM_LOGS, STREAM_EXT)
     svc.listen(Advisory, reporter.on_advisory, subject=MAX_DELIVERIES, queue="reporter")
     svc.listen(Advisory, reporter.on_advisory, subject=MSG_TERMINATED, queue="reporter")
     svc.answer(GET_REPORT, reporter.get_report)
