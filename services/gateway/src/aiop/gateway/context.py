@@ -12,7 +12,7 @@ from aiop.gateway.domain.bearer import bearer_token
 from aiop.gateway.domain.finished import FinishedWorkflows
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.recent import RecentSubmissions
-from aiop.gateway.guards import too_many
+from aiop.gateway.guards import client_address, too_many
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit import Service
 from aiop.servicekit.rpc import QueryFailed
@@ -49,11 +49,19 @@ def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
         if not header:
             raise unauthorized("a bearer token is required", error="")
         token = bearer_token(header)
-        if token is None:
-            raise unauthorized("the Authorization header must be 'Bearer <token>'")
         try:
+            if token is None:
+                raise unauthorized("the Authorization header must be 'Bearer <token>'")
             claims = await gateway.verifier.verify(token)
-        except InvalidToken as exc:
+        except (InvalidToken, Problem) as exc:
+            # A failed token counts against its client address, as a missing one does.
+            address = client_address(request.scope)
+            if (exceeded := gateway.limits.hit("address", address)) is not None:
+                raise Problem(
+                    429, too_many(exceeded), kind="rate-limited", headers=exceeded.headers()
+                ) from exc
+            if isinstance(exc, Problem):
+                raise
             raise unauthorized(f"invalid token: {exc}") from exc
         except AuthUnavailable as exc:
             raise Problem(503, f"cannot check tokens: {exc}", kind="unavailable") from exc

@@ -1,5 +1,6 @@
 """Checks every request passes before any route sees it: the size of its headers, and
-the rate limits of its client address (stricter for token requests)."""
+the rate limits of its client address for what is not yet a principal's (a request
+without a token, a token request; a token that fails is counted where it fails)."""
 
 from typing import Any
 
@@ -18,7 +19,11 @@ UNLIMITED_PATHS = frozenset({"/healthz"})  # probes, which show nothing
 
 class Guards:
     """431 for headers over MAX_HEADER_BYTES (the HTTP parser has no limit of its own, and
-    each header is kept for the whole request); 429 past the client address's limits."""
+    each header is kept for the whole request); 429 past the client address's limits.
+
+    A request with a token is left to its principal's limit, checked once the token is
+    verified: counting it against its address too would cost every request a second
+    check, and would make clients behind one address share a limit."""
 
     def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
@@ -43,10 +48,16 @@ class Guards:
         path = scope["path"]
         if path in UNLIMITED_PATHS:
             return None
-        address = (scope.get("client") or ("unknown", 0))[0]
-        if path == TOKENS_PATH and (exceeded := self.limits.hit("tokens", address)):
-            return exceeded
+        address = client_address(scope)
+        if path == TOKENS_PATH:
+            return self.limits.hit("tokens", address) or self.limits.hit("address", address)
+        if any(name == b"authorization" for name, _ in scope["headers"]):
+            return None  # the principal's limit, or the address's if the token fails
         return self.limits.hit("address", address)
+
+
+def client_address(scope: Scope) -> str:
+    return str((scope.get("client") or ("unknown", 0))[0])
 
 
 def too_many(exceeded: Exceeded) -> str:
