@@ -94,3 +94,20 @@ def test_killed_executor_is_restarted_and_the_workflow_finishes(platform: Platfo
     view = wait_terminal(platform, workflow_id, timeout=90)
     assert view["state"] == "succeeded"
     assert view["attempt"] >= 2
+
+
+def test_a_step_cannot_read_the_platforms_signing_key(platform: Platform) -> None:
+    key = platform.root / ".aiop" / "auth" / "signing-key.pem"
+    assert key.exists()
+    line = platform.wait_for_output("  steps ", 1)
+    if "NOT separated" in line:
+        pytest.skip(f"this host cannot separate steps: {line.strip()}")
+    spec = {"name": "thief", "steps": [{"name": "steal", "run": ["cat", str(key)]}]}
+    with platform.http() as http:
+        workflow_id = http.post("/v1/workflows", json=spec).json()["workflow_id"]
+    view = wait_terminal(platform, workflow_id)
+    (step,) = view["steps"]
+    assert (view["state"], step["state"]) == ("failed", "failed")
+    # Refused under its own uid, or not even there in its own namespace.
+    assert any(why in step["output_tail"] for why in ("Permission denied", "No such file"))
+    assert "PRIVATE KEY" not in step["output_tail"]

@@ -54,10 +54,14 @@ def fault_schedule(seed: int, nodeid: str) -> random.Random:
 
 # The load and the ledger's polling are one principal at one address, well past what the
 # gateway's limits allow a client; these scenarios are about delivery, not about limits.
-NO_RATE_LIMITS = {
+# Their steps append to an effects file outside their work directories, which a step
+# under a uid of its own, or in a read-only namespace, may not write: isolation is the
+# business of other tests.
+FAULT_ENV = {
     "AIOP_RATE_LIMIT_PER_PRINCIPAL": "",
     "AIOP_RATE_LIMIT_PER_ADDRESS": "",
     "AIOP_RATE_LIMIT_TOKEN_REQUESTS": "",
+    "AIOP_STEP_ISOLATION": "off",
 }
 
 
@@ -147,7 +151,7 @@ async def running(root: Path, nodes: int = 1) -> AsyncIterator[Platform]:
         await jetstream_ready(nc)
         platform.supervisor = await launch_services(
             nc, platform.state, platform.nats_url, postgres.url, platform.gateway_url,
-            platform.log.append, replicas=3 if nodes > 1 else 1, extra_env=NO_RATE_LIMITS,
+            platform.log.append, replicas=3 if nodes > 1 else 1, extra_env=FAULT_ENV,
             identities=identities,
         )  # fmt: skip
         api_key = (platform.state / "dev-api-key").read_text().strip()

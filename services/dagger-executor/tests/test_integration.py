@@ -77,7 +77,11 @@ class Watcher:
 @pytest.fixture
 async def executor(nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
     settings = ExecutorSettings(
-        nats_url=nats_url, work_dir=tmp_path / "work", runner="local", heartbeat_interval_s=0.2
+        nats_url=nats_url,
+        work_dir=tmp_path / "work",
+        runner="local",
+        heartbeat_interval_s=0.2,
+        step_isolation="off",  # steps run this test's own interpreter, wherever it lives
     )
     app = build(settings)
     task = asyncio.create_task(app.run())

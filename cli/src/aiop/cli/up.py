@@ -109,6 +109,28 @@ async def launch_services(
     return supervisor
 
 
+def step_isolation() -> str:
+    """What keeps the executor's local steps from the platform, as the executor decides it
+    on this host (same user, same tools installed)."""
+    from aiop.dagger_executor.adapters.isolation import choose
+
+    return choose(os.environ.get("AIOP_STEP_ISOLATION", "auto")).summary()
+
+
+def private_state(state: Path) -> None:
+    """``.aiop`` traversable but not listable, each thing in it private, except the steps'
+    work folder (each step's own folder in it is private to that step) and PostgreSQL's,
+    whose server runs as a user of its own and guards its data itself. Applied at every
+    start, so a folder made by an earlier version is closed too."""
+    state.chmod(0o711)
+    work = state / "work"
+    work.mkdir(exist_ok=True)
+    work.chmod(0o711)
+    for entry in state.iterdir():
+        if entry.name not in ("work", "postgres") and not entry.is_symlink():
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
+
+
 def _identity_env(identities: dict[str, Identity] | None, service: str) -> dict[str, str]:
     """The service's NATS identity; the streams are already set up, with the admin's."""
     if identities is None:
@@ -121,12 +143,17 @@ def _identity_env(identities: dict[str, Identity] | None, service: str) -> dict[
 
 async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -> int:
     began = time.monotonic()
+    # Everything the platform writes is its own: keys, identities, data, logs. Steps,
+    # under uids of their own, reach only their work directories.
+    os.umask(0o077)
     state = root / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
+    private_state(state)
     (state / STACK_FILE).unlink(missing_ok=True)
     bus_authorization, identities = authorization(state)
     nats_server = NatsServer(state / "nats", authorization=bus_authorization).start()
     postgres = PostgresServer(state / "postgres").start()
+    state.chmod(0o711)  # PostgreSQL's helper opens the folders above its data to all
     say(f"nats-server   {nats_server.url}  (data {nats_server.data_dir})")
     say(f"postgres      127.0.0.1:{postgres.port}  (data {postgres.pgdata})")
     supervisor: Supervisor | None = None
@@ -162,6 +189,7 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
             f"               (principal {token.principal}, expires {token.expires_at:%H:%M:%S} UTC;"
         )
         say(f"                the CLI renews it from {state / 'dev-api-key'})")
+        say(f"  steps        {step_isolation()}")
         say("  try          aiop submit examples/hello.yaml --wait")
         say("Ctrl-C stops everything.")
         await _until_signal()

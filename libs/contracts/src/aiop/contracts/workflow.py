@@ -27,6 +27,7 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     needs: list[str] = []
     secrets: list[str] = []  # names only; values are resolved by the executor
     timeout: float | None = None  # seconds
+    network: bool = False  # where steps run in a private namespace, whether it has a network
 
 
 class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

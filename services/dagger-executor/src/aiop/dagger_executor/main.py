@@ -21,6 +21,7 @@ from aiop.contracts import (
     check_token,
 )
 from aiop.contracts.subjects import KV_CLAIMS
+from aiop.dagger_executor.adapters.isolation import choose
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.selection import select_runner
 from aiop.dagger_executor.domain.naming import executor_id
@@ -36,12 +37,17 @@ class ExecutorSettings(ServiceSettings):
     heartbeat_interval_s: float = 1.0
     work_dir: Path = Path(tempfile.gettempdir()) / "aiop-work"
     runner: Literal["auto", "local", "dagger"] = "auto"
+    # Keeping local steps away from the platform (adapters/isolation.py): "auto" does what
+    # this host allows and says what that is; "required" refuses to start without any.
+    step_isolation: Literal["auto", "required", "off"] = "auto"
+    step_bwrap: bool = True  # a private namespace per step, where bubblewrap is installed
 
 
 def build(settings: ExecutorSettings) -> Service:
     pool = check_token(settings.pool, "pool")
     svc = Service("dagger-executor", settings)
-    runner, _ = select_runner(settings.runner)
+    isolation = choose(settings.step_isolation, settings.step_bwrap)
+    runner, _ = select_runner(settings.runner, isolation=isolation)
     me = executor_id(pool, socket.gethostname(), os.getpid())
     caps = sorted({*settings.capabilities, *(["dagger"] if runner.name == "dagger" else [])})
     identity = Identity(me, pool, caps, settings.slots, settings.heartbeat_interval_s)

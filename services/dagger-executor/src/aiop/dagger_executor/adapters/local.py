@@ -1,8 +1,10 @@
 """The local runner: each step as a host subprocess in its own work directory.
 
 The step's image is recorded, not pulled, and the first output line says so. The argv is
-executed directly (no shell). The process gets a small environment, not the executor's
-own: that holds every AIOP_SECRET_* value, and a step may only see the secrets it names.
+executed directly (no shell), kept away from the platform and from other steps as far as
+this host allows (``isolation``). The process gets a small environment, not the
+executor's own: that holds every AIOP_SECRET_* value, and a step may only see the
+secrets it names.
 """
 
 import asyncio
@@ -13,15 +15,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiop.contracts import StepSpec
+from aiop.dagger_executor.adapters.isolation import Isolation, hand_back, prepare_workdir
 from aiop.dagger_executor.adapters.runner import OutputSink, StepResult
 
 # Host variables a program commonly needs to start at all.
 PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+# A step under a uid of its own gets the system's search path, not the services': theirs
+# may lead into directories that uid cannot enter (a virtualenv under /root, say). A step
+# that wants another sets PATH in its env.
+STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LINE_LIMIT = 64 * 1024
 
 
 class LocalRunner:
     name = "local"
+
+    def __init__(self, isolation: Isolation | None = None) -> None:
+        self.isolation = isolation or Isolation(separate_uids=False)
 
     async def run(
         self,
@@ -31,15 +41,34 @@ class LocalRunner:
         secrets: Mapping[str, str],
         on_output: OutputSink,
     ) -> StepResult:
-        # A local mkdir takes microseconds; a worker-thread hop would cost more than it.
-        workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+        async with self.isolation.step_uid() as uid:
+            # A local mkdir takes microseconds; a worker-thread hop would cost more.
+            prepare_workdir(workdir, uid)
+            try:
+                return await self._run(step, workdir, env, secrets, on_output, uid)
+            finally:
+                if uid is not None:
+                    hand_back(workdir)
+
+    async def _run(
+        self,
+        step: StepSpec,
+        workdir: Path,
+        env: Mapping[str, str],
+        secrets: Mapping[str, str],
+        on_output: OutputSink,
+        uid: int | None,
+    ) -> StepResult:
         if step.image:
             await on_output("stderr", f"[local runner] image {step.image} recorded, not pulled\n")
         full_env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
+        if uid is not None:
+            full_env["PATH"] = STEP_PATH
         full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **secrets}
+        ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *step.run,
+                *self.isolation.command(step.run, workdir, step.network),
                 cwd=workdir,
                 env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -47,6 +76,7 @@ class LocalRunner:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, so a kill reaches children
                 limit=LINE_LIMIT,
+                **ids,  # type: ignore[arg-type]
             )
         except FileNotFoundError:
             return StepResult(None, f"cannot start {step.run[0]!r}: no such executable")
@@ -66,6 +96,8 @@ class LocalRunner:
             with contextlib.suppress(ProcessLookupError):
                 await asyncio.shield(proc.wait())
             raise
+        if uid is not None:
+            _kill_group(proc)  # nothing the step left behind keeps running under its uid
         if code < 0:
             return StepResult(code, f"killed by signal {_signal_name(-code)}")
         return StepResult(code, None if code == 0 else f"exited with code {code}")
