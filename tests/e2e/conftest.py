@@ -1,5 +1,6 @@
 """The whole platform, started the way a user starts it: ``aiop up`` in a directory."""
 
+import contextlib
 import json
 import os
 import queue
@@ -78,10 +79,9 @@ def _pump(stream: "subprocess.IO[str]", into: "queue.Queue[str]") -> None:  # ty
         into.put(line)
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """`aiop up` in a fresh directory (with the examples), stopped with Ctrl-C at the end."""
-    root = tmp_path_factory.mktemp("platform")
+@contextlib.contextmanager
+def launched(root: Path) -> Iterator[Platform]:
+    """`aiop up` in ``root`` (with the examples), stopped with Ctrl-C at the end."""
     (root / "examples").symlink_to(REPO / "examples")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOP_")}
     process = subprocess.Popen(
@@ -105,3 +105,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The platform the e2e tests share, as a user starts it."""
+    with launched(tmp_path_factory.mktemp("platform")) as platform:
+        yield platform

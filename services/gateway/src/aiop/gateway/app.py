@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from aiop.gateway import problems
+from aiop.gateway import openapi, problems
 from aiop.gateway.context import Gateway
 from aiop.gateway.handlers import tokens, workflows
 
@@ -14,8 +14,10 @@ def create_app(gw: Gateway) -> FastAPI:
     app.include_router(tokens.router(gw))
     app.include_router(workflows.router(gw))
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses=openapi.problems(431))
     async def healthz() -> Response:
+        """Whether the gateway answers; no token needed, never rate limited."""
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    openapi.install(app)
     return app

@@ -8,6 +8,7 @@ from aiop.contracts.endpoints import ISSUE_TOKEN
 from aiop.contracts.queries import TokenRequest
 from aiop.gateway.context import Gateway, read_body, upstream
 from aiop.gateway.domain.submission import MalformedBody, decode_json
+from aiop.gateway.openapi import json_body, json_reply, problems
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit.rpc import QueryFailed
 
@@ -17,7 +18,14 @@ JSON = "application/json"
 def router(gw: Gateway) -> APIRouter:
     api = APIRouter()
 
-    @api.post("/v1/tokens")
+    @api.post(
+        "/v1/tokens",
+        responses={
+            200: json_reply("TokenReply", "A short-lived access token for the key's principal"),
+            **problems(400, 401, 413, 415, 422, 429, 431, 502, 503),
+        },
+        openapi_extra=json_body("TokenRequest"),
+    )
     async def tokens(request: Request) -> Response:
         """Exchange an API key for a short-lived access token (no bearer token needed)."""
         try:

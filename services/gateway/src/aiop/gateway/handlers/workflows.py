@@ -29,6 +29,7 @@ from aiop.gateway.domain.submission import (
     parse_spec,
     workflow_id_for,
 )
+from aiop.gateway.openapi import BEARER, IDEMPOTENCY_KEY, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
 from aiop.servicekit.rpc import QueryFailed
 
@@ -43,7 +44,14 @@ def router(gw: Gateway) -> APIRouter:
     api = APIRouter(prefix="/v1/workflows")
     Caller = Annotated[Claims, Depends(authenticated(gw))]
 
-    @api.post("", status_code=202)
+    @api.post(
+        "", status_code=202,
+        responses={
+            202: json_reply("Submitted", "Accepted: it will run; follow status_url"),
+            **problems(400, 401, 403, 413, 415, 422, 429, 431, 503),
+        },
+        openapi_extra={**json_body("WorkflowSpec"), **BEARER, "parameters": [IDEMPOTENCY_KEY]},
+    )  # fmt: skip
     async def submit(request: Request, caller: Caller) -> Response:
         spec = await _read_spec(gw, request)
         await _authorize_submit(gw, caller.sub, spec.project)
@@ -67,7 +75,14 @@ def router(gw: Gateway) -> APIRouter:
         body = msgspec.json.encode({"workflow_id": workflow_id, "status_url": url})
         return Response(body, 202, {"Location": url}, media_type=JSON)
 
-    @api.get("/{workflow_id}")
+    @api.get(
+        "/{workflow_id}",
+        responses={
+            200: json_reply("WorkflowStatus", "The workflow, each step, and its summary"),
+            **problems(400, 401, 404, 429, 431, 502, 503),
+        },
+        openapi_extra=BEARER,
+    )
     async def status(workflow_id: str, caller: Caller) -> Response:
         query = WorkflowQuery(workflow_id=_checked(workflow_id))
         if (finished := gw.finished.get(workflow_id)) is not None:
@@ -89,10 +104,17 @@ def router(gw: Gateway) -> APIRouter:
             gw.finished.keep(workflow_id, view.project, body)
         return Response(body, media_type=JSON)
 
-    @api.get("/{workflow_id}/report")
+    @api.get(
+        "/{workflow_id}/report",
+        responses={
+            200: json_reply("WorkflowReport", "The workflow's summary"),
+            **problems(400, 401, 404, 429, 431, 502, 503),
+        },
+        openapi_extra=BEARER,
+    )
     async def report(workflow_id: str, caller: Caller) -> Response:
         query = WorkflowQuery(workflow_id=_checked(workflow_id))
-        body = await _report_of(gw, query)
+        body = await _report_of(gw, query, caller)
         project = _report.decode(body).project or await _project_of(gw, query)
         if project not in caller.projects:
             raise _not_found(workflow_id)  # as for its status: not even named
@@ -116,13 +138,21 @@ async def _read_spec(gw: Gateway, request: Request) -> WorkflowSpec:
         ) from exc
 
 
-async def _report_of(gw: Gateway, query: WorkflowQuery) -> bytes:
+async def _report_of(gw: Gateway, query: WorkflowQuery, caller: Claims) -> bytes:
+    """reporter's summary; for one this gateway just accepted and reporter has not heard
+    of yet, a summary saying it was submitted (as its status says)."""
     try:
         return await gw.svc.ask(GET_REPORT, query)
     except QueryFailed as exc:
-        if exc.code == 404:
+        if exc.code != 404:
+            raise upstream(exc, "reporter") from exc
+        recent = gw.recent.view(query.workflow_id)
+        if recent is None or recent.project not in caller.projects:
             raise _not_found(query.workflow_id) from exc
-        raise upstream(exc, "reporter") from exc
+        report = WorkflowReport(
+            workflow_id=query.workflow_id, outcome="submitted", project=recent.project
+        )
+        return msgspec.json.encode(report)
 
 
 async def _project_of(gw: Gateway, query: WorkflowQuery) -> str | None:
