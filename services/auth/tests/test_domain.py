@@ -1,5 +1,6 @@
 """Pure auth logic and the files it keeps."""
 
+import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,7 +9,7 @@ import jwt
 
 from aiop.auth.adapters.keys import SigningKey
 from aiop.auth.adapters.principals import PrincipalStore
-from aiop.auth.domain.principals import Principal, authorize
+from aiop.auth.domain.principals import Principal, authorize, legacy_hash
 from aiop.auth.domain.tokens import AUDIENCE, ISSUER, token_claims
 
 
@@ -57,3 +58,32 @@ def test_dev_key_is_written_once_and_stored_only_as_hash(tmp_path: Path) -> None
     assert principal is not None
     assert (principal.name, principal.projects) == ("dev", ["default"])
     assert again.by_api_key("aiop_guess") is None
+
+
+def test_keys_are_kept_as_argon2_hashes_and_can_be_revoked(tmp_path: Path) -> None:
+    store = PrincipalStore.open(tmp_path / "auth", tmp_path / "dev.key")
+    key, record = store.issue_key("dev")
+    stored = (tmp_path / "auth" / "principals.json").read_text()
+    assert key not in stored
+    assert record.hash.startswith("$argon2id$")
+    assert record.hash in stored
+    assert store.by_api_key(key) is not None
+    assert store.revoke("dev", record.id) is not None
+    assert store.by_api_key(key) is None  # revoked: no more tokens
+    again = PrincipalStore.open(tmp_path / "auth", tmp_path / "dev.key")
+    assert again.by_api_key(key) is None  # and it stays revoked
+    assert again.revoke("dev", "000000000000") is None
+
+
+def test_a_key_kept_as_sha256_moves_to_argon2(tmp_path: Path) -> None:
+    auth_dir, key_file = tmp_path / "auth", tmp_path / "dev.key"
+    key = "aiop_" + "k" * 43
+    key_file.write_text(key + "\n")
+    auth_dir.mkdir()
+    old = {"dev": {"name": "dev", "projects": ["default"], "key_hashes": [legacy_hash(key)]}}
+    (auth_dir / "principals.json").write_text(json.dumps(old))
+    store = PrincipalStore.open(auth_dir, key_file)
+    principal = store.by_api_key(key)
+    assert principal is not None
+    assert principal.key_hashes == []
+    assert legacy_hash(key) not in (auth_dir / "principals.json").read_text()

@@ -179,3 +179,23 @@ async def test_report_without_reporter_is_503_and_unknown_path_is_404(env: Env) 
         assert reply.status_code == status
         assert reply.json()["status"] == status
         assert reply.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_caller_issues_lists_and_revokes_its_own_keys(env: Env) -> None:
+    issued = await env.client.post("/v1/keys", headers=env.bearer())
+    assert issued.status_code == 201, issued.text
+    key, key_id = issued.json()["api_key"], issued.json()["key_id"]
+    token = await env.client.post("/v1/tokens", json={"api_key": key})
+    assert token.status_code == 200
+    assert token.json()["principal"] == "dev"
+    listed = (await env.client.get("/v1/keys", headers=env.bearer())).json()["keys"]
+    assert key_id in [k["key_id"] for k in listed]
+    assert all("api_key" not in k and "hash" not in k for k in listed)
+    revoked = await env.client.delete(f"/v1/keys/{key_id}", headers=env.bearer())
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    refused = await env.client.post("/v1/tokens", json={"api_key": key})
+    assert refused.status_code == 401
+    for bad, status in (("0123456789ab", 404), ("not-a-key-id", 400)):
+        reply = await env.client.delete(f"/v1/keys/{bad}", headers=env.bearer())
+        assert reply.status_code == status, reply.text

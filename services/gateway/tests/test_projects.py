@@ -27,9 +27,12 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
     ("POST", "/v1/workflows"): ("/v1/workflows", GOOD, {403}),
     ("GET", "/v1/workflows/{workflow_id}"): (f"/v1/workflows/{WF}", {}, {404}),
     ("GET", "/v1/workflows/{workflow_id}/report"): (f"/v1/workflows/{WF}/report", {}, {404}),
+    # Keys belong to a principal: another's key is not even named.
+    ("DELETE", "/v1/keys/{key_id}"): ("/v1/keys/{owner_key}", {}, {404}),
 }
-# Routes that act on no project: the API key is the credential, or nothing is shown.
-OPEN = {("POST", "/v1/tokens"), ("GET", "/healthz")}
+# Routes that act on no project: the API key is the credential, nothing is shown, or the
+# caller's own keys, whatever its projects.
+OPEN = {("POST", "/v1/tokens"), ("GET", "/healthz"), ("GET", "/v1/keys"), ("POST", "/v1/keys")}
 
 
 def routes() -> set[tuple[str, str]]:
@@ -54,14 +57,16 @@ async def test_another_projects_caller_gets_404_or_403_everywhere(env: Env) -> N
     stubs = await rpc.serve(env.nc, "stubs", [(GET_WORKFLOW, view), (GET_REPORT, report)])
     key = SigningKey.load_or_create(env.auth_dir)
     intruder = key.sign(token_claims("intruder", ["other"], datetime.now(UTC), 600))
+    owner_key = (await env.client.post("/v1/keys", headers=env.bearer())).json()["key_id"]
     try:
-        for (method, _), (path, body, statuses) in CALLS.items():
-            # The owner gets an answer, so the intruder's refusal is about the project.
-            mine = await env.client.request(method, path, json=body or None, headers=env.bearer())
-            assert mine.status_code < 400, (path, mine.text)
+        for (method, _), (template, body, statuses) in CALLS.items():
+            path = template.format(owner_key=owner_key)
             theirs = await env.client.request(
                 method, path, json=body or None, headers=env.bearer(intruder)
             )
             assert theirs.status_code in statuses, (path, theirs.status_code, theirs.text)
+            # The owner gets an answer after, so the intruder's refusal was about ownership.
+            mine = await env.client.request(method, path, json=body or None, headers=env.bearer())
+            assert mine.status_code < 400, (path, mine.text)
     finally:
         await stubs.stop()

@@ -91,6 +91,17 @@ class Gateway:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return str(self._call("POST", "/v1/workflows", json=spec, headers=headers)["workflow_id"])
 
+    def keys(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/keys")["keys"])
+
+    def new_key(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/v1/keys")
+        return result
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", f"/v1/keys/{key_id}")
+        return result
+
     def status(self, workflow_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/workflows/{workflow_id}")
         return result

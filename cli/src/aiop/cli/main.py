@@ -6,10 +6,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -24,7 +24,7 @@ app = typer.Typer(help="AIOP, the AI Orchestration Platform.", no_args_is_help=T
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"aiop: {message}", err=True)
     raise typer.Exit(code)
 
@@ -218,6 +218,43 @@ def logs(
                 seed_file=nats_seed_file(),
             )
         )
+
+
+keys = typer.Typer(help="Your API keys: list, issue, revoke.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+@keys.command("ls")
+def keys_ls(as_json: JsonFlag = False) -> None:
+    """List your API keys (ids and dates; a key itself is shown only when issued)."""
+    found = _api(lambda gw: gw.keys())
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    for key in found:
+        state = f"revoked {key['revoked_at']}" if key.get("revoked_at") else "active"
+        typer.echo(f"{key['key_id']}  created {key['created_at']}  {state}")
+
+
+@keys.command("new")
+def keys_new(as_json: JsonFlag = False) -> None:
+    """Issue one more API key for you; it is shown this once."""
+    issued = _api(lambda gw: gw.new_key())
+    typer.echo(json.dumps(issued) if as_json else f"{issued['key_id']}  {issued['api_key']}")
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str, as_json: JsonFlag = False) -> None:
+    """Revoke one of your API keys: it gets no more tokens (those it got expire soon)."""
+    revoked = _api(lambda gw: gw.revoke_key(key_id))
+    typer.echo(json.dumps(revoked) if as_json else f"{key_id} revoked {revoked['revoked_at']}")
+
+
+def _api(call: Callable[[Gateway], Any]) -> Any:
+    try:
+        return call(gateway())
+    except ApiError as exc:
+        fail(str(exc), 1 if exc.status == 404 else 2)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
 
 from aiop.cli.identities import ADMIN, OPERATOR, Identity, authorization
 from aiop.cli.services import MODULES
@@ -41,7 +42,7 @@ def _gateway_port(preferred: int) -> int:
             return free_port()
 
 
-async def _dev_token(nc: nats.NATS, key_file: Path) -> TokenReply:
+async def _dev_token(nc: Client, key_file: Path) -> TokenReply:
     import msgspec
 
     api_key = key_file.read_text().strip()  # noqa: ASYNC240 - once at startup
@@ -54,7 +55,7 @@ class MigrationFailed(RuntimeError):
 
 
 async def launch_services(
-    nc: nats.NATS,
+    nc: Client,
     state: Path,
     nats_url: str,
     database_url: str,
@@ -157,7 +158,7 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
     say(f"nats-server   {nats_server.url}  (data {nats_server.data_dir})")
     say(f"postgres      127.0.0.1:{postgres.port}  (data {postgres.pgdata})")
     supervisor: Supervisor | None = None
-    nc: nats.NATS | None = None
+    nc: Client | None = None
     try:
         nc = await nats.connect(
             nats_server.url, max_reconnect_attempts=-1,

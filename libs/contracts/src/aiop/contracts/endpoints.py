@@ -45,4 +45,16 @@ ISSUE_TOKEN = Endpoint(
 AUTHORIZE = Endpoint(
     AUTH_AUTHORIZE, queries.AuthorizeRequest, queries.AuthorizeReply, "May a principal act?"
 )
-ENDPOINTS = (GET_WORKFLOW, GET_REPORT, JWKS, ISSUE_TOKEN, AUTHORIZE)
+LIST_KEYS = Endpoint(
+    "aiop.auth.keys.list.v1", queries.KeysRequest, queries.ApiKeyList, "A principal's API keys."
+)
+ISSUE_KEY = Endpoint(
+    "aiop.auth.keys.issue.v1", queries.KeysRequest, queries.IssuedKey, "One more API key."
+)
+REVOKE_KEY = Endpoint(
+    "aiop.auth.keys.revoke.v1", queries.KeyRevocation, queries.ApiKeyView,
+    "Revoke an API key (404 if the principal has no such key).",
+)  # fmt: skip
+ENDPOINTS = (
+    GET_WORKFLOW, GET_REPORT, JWKS, ISSUE_TOKEN, AUTHORIZE, LIST_KEYS, ISSUE_KEY, REVOKE_KEY,
+)  # fmt: skip

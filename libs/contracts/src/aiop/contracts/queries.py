@@ -87,3 +87,34 @@ class AuthorizeRequest(msgspec.Struct, frozen=True, kw_only=True):
 class AuthorizeReply(msgspec.Struct, frozen=True, kw_only=True):
     allowed: bool
     reason: str = ""
+
+
+class KeysRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The API keys of ``principal``: list them, or issue one more."""
+
+    principal: str
+
+
+class KeyRevocation(msgspec.Struct, frozen=True, kw_only=True):
+    principal: str
+    key_id: str
+
+
+class ApiKeyView(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key as anyone may see it: never the key, nor its hash."""
+
+    key_id: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKeyList(msgspec.Struct, frozen=True, kw_only=True):
+    keys: list[ApiKeyView]
+
+
+class IssuedKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A new API key: shown this once, stored only as a hash."""
+
+    key_id: str
+    api_key: str
+    created_at: datetime

@@ -7,9 +7,19 @@ import msgspec
 
 from aiop.auth.adapters.keys import SigningKey
 from aiop.auth.adapters.principals import PrincipalStore
-from aiop.auth.domain.principals import authorize
+from aiop.auth.domain.principals import ApiKey, authorize
 from aiop.auth.domain.tokens import expires_at, token_claims
-from aiop.contracts.queries import AuthorizeReply, AuthorizeRequest, TokenReply, TokenRequest
+from aiop.contracts.queries import (
+    ApiKeyList,
+    ApiKeyView,
+    AuthorizeReply,
+    AuthorizeRequest,
+    IssuedKey,
+    KeyRevocation,
+    KeysRequest,
+    TokenReply,
+    TokenRequest,
+)
 from aiop.servicekit.rpc import QueryFailed
 
 
@@ -48,3 +58,23 @@ class AuthHandlers:
 
     async def authorize(self, ask: AuthorizeRequest) -> AuthorizeReply:
         return authorize(self.principals.get(ask.principal), ask.project, ask.action)
+
+    async def list_keys(self, ask: KeysRequest) -> ApiKeyList:
+        principal = self.principals.get(ask.principal)
+        return ApiKeyList(keys=[_view(k) for k in (principal.keys if principal else [])])
+
+    async def issue_key(self, ask: KeysRequest) -> IssuedKey:
+        if self.principals.get(ask.principal) is None:
+            raise QueryFailed(404, f"no principal {ask.principal!r}")
+        key, record = self.principals.issue_key(ask.principal)
+        return IssuedKey(key_id=record.id, api_key=key, created_at=record.created_at)
+
+    async def revoke_key(self, ask: KeyRevocation) -> ApiKeyView:
+        record = self.principals.revoke(ask.principal, ask.key_id)
+        if record is None:
+            raise QueryFailed(404, f"{ask.principal} has no API key {ask.key_id}")
+        return _view(record)
+
+
+def _view(record: ApiKey) -> ApiKeyView:
+    return ApiKeyView(key_id=record.id, created_at=record.created_at, revoked_at=record.revoked_at)

@@ -6,7 +6,14 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 
 from aiop.auth.handlers import AuthHandlers
-from aiop.contracts.endpoints import AUTHORIZE, ISSUE_TOKEN, JWKS
+from aiop.contracts.endpoints import (
+    AUTHORIZE,
+    ISSUE_KEY,
+    ISSUE_TOKEN,
+    JWKS,
+    LIST_KEYS,
+    REVOKE_KEY,
+)
 from aiop.servicekit import Service, ServiceSettings
 
 
@@ -25,6 +32,9 @@ def build(settings: AuthSettings) -> Service:
     svc.answer(JWKS, h.jwks)
     svc.answer(ISSUE_TOKEN, h.token)
     svc.answer(AUTHORIZE, h.authorize)
+    svc.answer(LIST_KEYS, h.list_keys)
+    svc.answer(ISSUE_KEY, h.issue_key)
+    svc.answer(REVOKE_KEY, h.revoke_key)
     return svc
 
 

@@ -8,7 +8,16 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import AliasChoices, Field
 from starlette.types import ASGIApp
 
-from aiop.contracts.endpoints import AUTHORIZE, GET_REPORT, GET_WORKFLOW, ISSUE_TOKEN, JWKS
+from aiop.contracts.endpoints import (
+    AUTHORIZE,
+    GET_REPORT,
+    GET_WORKFLOW,
+    ISSUE_KEY,
+    ISSUE_TOKEN,
+    JWKS,
+    LIST_KEYS,
+    REVOKE_KEY,
+)
 from aiop.contracts.events import WorkflowSubmitted
 from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
@@ -37,6 +46,7 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc = Service("gateway", settings)
     svc.publishes(WorkflowSubmitted)
     svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, GET_REPORT)
+    svc.asks(LIST_KEYS, ISSUE_KEY, REVOKE_KEY)
     limits = RateLimits(
         settings.rate_limit_per_principal,
         settings.rate_limit_per_address,

@@ -10,12 +10,21 @@ import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from aiop.contracts.queries import TokenReply, TokenRequest, WorkflowReport, WorkflowView
+from aiop.contracts.queries import (
+    ApiKeyList,
+    ApiKeyView,
+    IssuedKey,
+    TokenReply,
+    TokenRequest,
+    WorkflowReport,
+    WorkflowView,
+)
 from aiop.contracts.workflow import MAX_STEPS, WorkflowSpec
 from aiop.gateway.problems import MEDIA_TYPE
 
 REF = "#/components/schemas/{name}"
 TOKEN = r"^[A-Za-z0-9_\-]{1,128}$"  # names and ids that become subject tokens
+PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$"}  # what the routes check
 PROBLEM: dict[str, Any] = {
     "title": "Problem",
     "description": "RFC 9457 problem details.",
@@ -124,13 +133,23 @@ def _as_answered(operation: dict[str, Any]) -> None:
     if default_422 is not None:
         del responses["422"]
     for parameter in operation.get("parameters", []):
-        if parameter["name"] == "workflow_id":
-            parameter["schema"]["pattern"] = TOKEN
+        if parameter["name"] in PATTERNS:
+            parameter["schema"]["pattern"] = PATTERNS[parameter["name"]]
 
 
 def schemas() -> dict[str, Any]:
     _, found = msgspec.json.schema_components(
-        [WorkflowSpec, TokenRequest, TokenReply, WorkflowView, WorkflowReport], ref_template=REF
+        [
+            WorkflowSpec,
+            TokenRequest,
+            TokenReply,
+            WorkflowView,
+            WorkflowReport,
+            ApiKeyList,
+            ApiKeyView,
+            IssuedKey,
+        ],
+        ref_template=REF,
     )
     found = copy.deepcopy(found)
     _constrain(found)

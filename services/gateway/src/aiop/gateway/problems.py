@@ -1,5 +1,6 @@
 """RFC 9457 problem details for every error the gateway answers, FastAPI's own included."""
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -73,6 +74,15 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     ]
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the API serves on ``path``, as its OpenAPI document lists them."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -81,7 +91,12 @@ def install(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        problem = Problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The router names the methods of the first route on the path only; a path
+            # served by several routes (GET and POST /v1/keys) must name them all.
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
+        problem = Problem(exc.status_code, detail, headers=headers)
         return problem_response(problem, request.url.path)
 
     async def on_invalid(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from datetime import datetime
 
 import msgspec
 
@@ -11,10 +12,25 @@ DEV_PRINCIPAL = "dev"
 DEV_PROJECTS = ("default",)
 
 
-class Principal(msgspec.Struct, kw_only=True):
+class ApiKey(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One key of a principal: its hash (argon2), never the key itself."""
+
+    id: str  # public: names the key for listing and revoking, and finds it on a request
+    hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Principal(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     projects: list[str]
-    # sha256 of each API key: keys are 32 random bytes, so a fast hash cannot be brute-forced.
+    keys: list[ApiKey] = []
+    # SHA-256 hashes of keys issued before keys were hashed with argon2. The one key
+    # that could be issued then, the development key, is rehashed at the next start.
     key_hashes: list[str] = []
 
 
@@ -22,7 +38,13 @@ def new_api_key() -> str:
     return "aiop_" + secrets.token_urlsafe(32)
 
 
-def hash_api_key(api_key: str) -> str:
+def key_id(api_key: str) -> str:
+    """The key's public id: 48 bits of a digest of 256 random bits, enough to find it
+    among a principal's keys and useless to guess it."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+def legacy_hash(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
