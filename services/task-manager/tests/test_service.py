@@ -110,6 +110,23 @@ async def test_invalid_spec_is_rejected(nc: Client) -> None:
     assert "ghost" in view.reason
 
 
+async def test_a_submission_postgresql_cannot_store_is_rejected_not_lost(nc: Client) -> None:
+    js = nc.jetstream()
+    sub = await js.subscribe("aiop.workflow.rejected.v1.>", ordered_consumer=True)
+    # jsonb cannot hold a NUL character: storing this spec as it is fails every time.
+    nul = WorkflowSpec(name="nul", steps=[StepSpec(name="a", run=["echo", "a\0b"])])
+    await send(js, WorkflowSubmitted(workflow_id="wf-nul", spec=nul, principal="me"))
+    rejected = decode_event((await sub.next_msg(timeout=10)).data, WorkflowRejected)
+    assert rejected.workflow_id == "wf-nul"
+    assert "NUL character" in rejected.reasons[0]
+    view = await query(nc, "wf-nul")
+    assert (view.state, view.name, view.steps) == ("rejected", "nul", [])
+    assert view.reason is not None
+    assert "NUL character" in view.reason
+    info = await js.consumer_info("AIOP", "task-manager-submitted")
+    assert info.num_redelivered == 0  # decided on its first delivery, never dead-lettered
+
+
 async def test_redelivered_event_has_one_effect(nc: Client, pg_url: str) -> None:
     js = nc.jetstream()
     submitted = WorkflowSubmitted(workflow_id="wf3", spec=SPEC, principal="me")

@@ -5,6 +5,7 @@ import contextlib
 import logging
 
 import asyncpg
+import msgspec
 from nats.aio.msg import Msg
 from opentelemetry import trace
 
@@ -16,6 +17,7 @@ from aiop.contracts.events import (
 )
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
 from aiop.contracts.subjects import InvalidToken, check_token
+from aiop.contracts.workflow import WorkflowSpec
 from aiop.servicekit import Delivery, EventBus, Outcomes, Permanent
 from aiop.servicekit.rpc import QueryFailed
 from aiop.task_manager.adapters import outbox, store
@@ -71,9 +73,17 @@ class Handlers:
             together = conn.transaction() if len(decided) > 1 else contextlib.nullcontext()
             async with together:
                 for event, wf, row, trace_id in decided:
-                    claimed, created = await store.accept(
-                        conn, consumer, event.event_id, wf, event.spec, trace_id, row
-                    )
+                    try:
+                        claimed, created = await store.accept(
+                            conn, consumer, event.event_id, wf, event.spec, trace_id, row
+                        )
+                    except asyncpg.DataError as exc:
+                        if len(decided) > 1:
+                            raise  # the batch is split: alone, this submission lands below
+                        event, wf, row = _unstorable(event, wf, row, exc)
+                        claimed, created = await store.accept(
+                            conn, consumer, event.event_id, wf, event.spec, trace_id, row
+                        )
                     if claimed and not created:
                         log.warning("workflow %s submitted again; the first stands", wf.id)
                     elif created:
@@ -139,6 +149,21 @@ def _fold_onto(workflows: dict[str, Workflow], event: WorkflowEvent) -> None:
         log.warning("illegal %s on %s: %s", event.TYPE, wf.id, outcome.reason)
     else:
         log.debug("%s on %s ignored: %s", event.TYPE, wf.id, outcome.reason)
+
+
+def _unstorable(
+    event: WorkflowSubmitted, wf: Workflow, row: OutboxRow, exc: Exception
+) -> tuple[WorkflowSubmitted, Workflow, OutboxRow]:
+    """A submission PostgreSQL refuses to store (a character it cannot keep, say): kept
+    as rejected, with its name and project only, so that the client sees why rather than
+    a workflow that was accepted and then never heard of. A rejection keeps its reasons."""
+    spec = WorkflowSpec(name=event.spec.name, project=event.spec.project, steps=[])
+    bare = msgspec.structs.replace(event, spec=spec)
+    if wf.state == "rejected":
+        return bare, wf, row
+    reason = f"the workflow cannot be stored: {type(exc).__name__}: {exc}"
+    answer = WorkflowRejected(workflow_id=event.workflow_id, reasons=[reason])
+    return bare, Workflow(event.workflow_id, "rejected", reason=reason), outbox.outbox_row(answer)
 
 
 def _consumer(msg: Msg) -> str:
