@@ -150,7 +150,7 @@ async def running(root: Path, nodes: int = 1) -> AsyncIterator[Platform]:
     try:
         await jetstream_ready(nc)
         platform.supervisor = await launch_services(
-            nc, platform.state, platform.nats_url, postgres.url, platform.gateway_url,
+            nc, platform.state, platform.nats_url, postgres, platform.gateway_url,
             platform.log.append, replicas=3 if nodes > 1 else 1, extra_env=FAULT_ENV,
             identities=identities,
         )  # fmt: skip

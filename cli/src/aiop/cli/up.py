@@ -8,6 +8,7 @@ streams, the migrations, and the six services as supervised processes. A second
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from aiop.contracts.subjects import AUTH_TOKEN
 from aiop.devstack import NatsServer, PostgresServer, free_port
 from aiop.servicekit.rpc import request, wait_ready
 from aiop.servicekit.streams import ensure_streams
+from aiop.task_manager.adapters.roles import ROLE as TASK_MANAGER_ROLE
 
 SERVICES = MODULES
 
@@ -58,7 +60,7 @@ async def launch_services(
     nc: Client,
     state: Path,
     nats_url: str,
-    database_url: str,
+    postgres: PostgresServer,
     gateway_url: str,
     say: Callable[[str], None],
     *,
@@ -72,15 +74,21 @@ async def launch_services(
     servers it kills and restarts (or a three-node cluster, with ``replicas=3``).
     """
     await ensure_streams(nc.jetstream(), replicas)
+    # The superuser migrates and sets up task-manager's role; the service connects as
+    # that role, which may touch its tables' rows and nothing else.
+    role_password = secret(state, "postgres-task-manager")
     migrate = subprocess.run(  # noqa: ASYNC221 - before anything else runs
         [sys.executable, "-m", "aiop.task_manager", "migrate"],
-        env={**os.environ, "AIOP_DATABASE_URL": database_url}, capture_output=True, text=True,
+        env={**os.environ, "AIOP_DATABASE_URL": postgres.url,
+             "AIOP_DATABASE_ROLE_PASSWORD": role_password},
+        capture_output=True, text=True,
     )  # fmt: skip
     if migrate.returncode != 0:
         raise MigrationFailed(migrate.stdout + migrate.stderr)
     env = {
         "AIOP_NATS_URL": nats_url,
-        "AIOP_DATABASE_URL": database_url,
+        "AIOP_DATABASE_URL": postgres.url_for(TASK_MANAGER_ROLE, role_password),
+        "AIOP_MIGRATE_ON_START": "false",
         "AIOP_TRACE_DIR": str(state / "traces"),
         "AIOP_AUTH_DIR": str(state / "auth"),
         "AIOP_AUTH_DEV_KEY_FILE": str(state / "dev-api-key"),
@@ -108,6 +116,18 @@ async def launch_services(
         await supervisor.stop()
         raise
     return supervisor
+
+
+def secret(state: Path, name: str) -> str:
+    """A password of the installation, made on first use, kept 0600 under ``secrets/``."""
+    folder = state / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / name
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
 
 
 def step_isolation() -> str:
@@ -167,7 +187,7 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
         gateway_url = f"http://127.0.0.1:{_gateway_port(gateway_port)}"
         try:
             supervisor = await launch_services(
-                nc, state, nats_server.url, postgres.url, gateway_url, say, identities=identities
+                nc, state, nats_server.url, postgres, gateway_url, say, identities=identities
             )
         except MigrationFailed as exc:
             say(f"migrations failed:\n{exc}")
@@ -176,7 +196,9 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
         Stack(
             gateway_url=gateway_url,
             nats_url=nats_server.url,
-            database_url=postgres.url,
+            database_url=postgres.url_for(
+                TASK_MANAGER_ROLE, secret(state, "postgres-task-manager")
+            ),
             trace_dir=str(state / "traces"),
             dev_key_file=str(state / "dev-api-key"),
             pid=os.getpid(),

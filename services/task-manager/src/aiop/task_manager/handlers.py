@@ -37,15 +37,22 @@ class Handlers:
     outbox: outbox.Outbox
 
     def __init__(
-        self, database_url: str, bus: EventBus, outbox_interval_s: float, outbox_grace_s: float
+        self,
+        database_url: str,
+        bus: EventBus,
+        outbox_interval_s: float,
+        outbox_grace_s: float,
+        *,
+        migrating: bool = True,
     ) -> None:
         self.database_url = database_url
+        self.migrating = migrating
         self.bus = bus
         self.outbox_interval_s = outbox_interval_s
         self.outbox_grace_s = outbox_grace_s
 
     async def open(self) -> None:
-        self.pool = await open_pool(self.database_url)
+        self.pool = await open_pool(self.database_url, migrating=self.migrating)
         self.outbox = outbox.Outbox(
             self.pool, self.bus, interval=self.outbox_interval_s, grace=self.outbox_grace_s
         )

@@ -22,13 +22,17 @@ class TaskManagerSettings(ServiceSettings):
     database_url: str  # AIOP_DATABASE_URL
     outbox_interval_s: float = 1.0  # between relay passes
     outbox_grace_s: float = 1.0  # the relay leaves a new row this long to the fast path
+    # Apply missing migrations at start. Off where the service's role may not (aiop up
+    # migrates as the superuser first, and connects the service as a role of its own).
+    migrate_on_start: bool = True
 
 
 def build(settings: TaskManagerSettings) -> Service:
     svc = Service("task-manager", settings)
     h = Handlers(
-        settings.database_url, svc.bus, settings.outbox_interval_s, settings.outbox_grace_s
-    )
+        settings.database_url, svc.bus, settings.outbox_interval_s, settings.outbox_grace_s,
+        migrating=settings.migrate_on_start,
+    )  # fmt: skip
     svc.publishes(ev.WorkflowAccepted, ev.WorkflowRejected)
     # The submission's answer is on the way to the executor: no lingering here.
     svc.consume_batch(ev.WorkflowSubmitted, h.on_submitted, durable="task-manager-submitted",
