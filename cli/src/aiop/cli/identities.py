@@ -33,9 +33,8 @@ class Identity:
     public_key: str
 
 
-def load_or_create(state: Path, name: str) -> Identity:
-    """The identity ``name`` of the installation in ``state``, created on first use."""
-    folder = state / IDENTITY_DIR
+def load_or_create(folder: Path, name: str) -> Identity:
+    """The identity ``name`` kept in ``folder``, created on first use."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{name}.nk"
     if not path.exists():
@@ -52,7 +51,13 @@ def load_or_create(state: Path, name: str) -> Identity:
 
 
 def authorization(state: Path) -> tuple[dict[str, Any], dict[str, Identity]]:
-    """The server's ``authorization`` block, and every identity by name."""
+    """The server's ``authorization`` block, and every identity by name, for the
+    installation in ``state`` (its identities under ``state/nats/``)."""
+    return authorization_in(state / IDENTITY_DIR)
+
+
+def authorization_in(folder: Path) -> tuple[dict[str, Any], dict[str, Identity]]:
+    """As ``authorization``, with the identities kept in ``folder``."""
     services = all_services()
     durables = [
         (t.subject, t.durable) for svc in services for t in svc.traffic
@@ -62,7 +67,7 @@ def authorization(state: Path) -> tuple[dict[str, Any], dict[str, Identity]]:
         svc.name: service_permissions(svc.name, svc.traffic) for svc in services
     }
     grants |= {ADMIN: None, OPERATOR: operator(durables), EXTERNAL: external()}
-    identities = {name: load_or_create(state, name) for name in grants}
+    identities = {name: load_or_create(folder, name) for name in grants}
     users = []
     for name, grant in grants.items():
         user: dict[str, Any] = {"nkey": identities[name].public_key}

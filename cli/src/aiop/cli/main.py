@@ -220,6 +220,24 @@ def logs(
         )
 
 
+@app.command("bus-config")
+def bus_config(
+    folder: Path,
+    host: Annotated[
+        list[str] | None, typer.Option(help="A name the NATS servers answer to (repeat).")
+    ] = None,
+    owner: Annotated[
+        int | None, typer.Option(help="Give the files to this uid (the containers' user).")
+    ] = None,
+) -> None:
+    """Write the bus configuration of a deployment: identities, grants and TLS."""
+    from aiop.cli.busconfig import HOSTS, write_bus_config
+
+    names = write_bus_config(folder, host or HOSTS, owner)
+    typer.echo(f"wrote {folder}: auth.conf, TLS for {', '.join(host or HOSTS)}, identities")
+    typer.echo("  " + " ".join(names))
+
+
 keys = typer.Typer(help="Your API keys: list, issue, revoke.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
 

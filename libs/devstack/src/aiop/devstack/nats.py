@@ -40,6 +40,7 @@ class NatsServer:
         name: str = "aiop",
         cluster: tuple[int, list[int]] | None = None,
         authorization: dict[str, Any] | None = None,
+        tls: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -49,11 +50,12 @@ class NatsServer:
         # nats-server's ``authorization`` block (users and their permissions); None lets
         # anyone connect and do anything, which only tests of single services want.
         self.authorization = authorization
+        self.tls = tls  # cert_file, key_file, ca_file: clients then connect with tls://
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
 
     @property
     def config_file(self) -> Path:
@@ -84,6 +86,8 @@ class NatsServer:
         if self.authorization is not None:
             # JSON is valid server configuration, and quoting keeps "$JS..." literal.
             lines.append(f"authorization: {json.dumps(self.authorization)}")
+        if self.tls is not None:
+            lines.append(f"tls: {json.dumps(self.tls)}")
         self.config_file.write_text("\n".join(lines) + "\n")
         return self.config_file
 

@@ -20,13 +20,16 @@ servicekit's own pull loop (ADR 0006) and endpoints on nats.micro.
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.security import BaseSecurity
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.micro.service import Service as MicroService
@@ -90,6 +93,7 @@ class Service:
             # Replies to this service arrive where only it may subscribe.
             inbox_prefix=inbox_prefix(name),
             nkeys_seed=str(settings.nats_seed_file) if settings.nats_seed_file else None,
+            security=_security(settings.nats_ca_file),
         )
         self.bus = EventBus(f"aiop/{name}", lambda: self.broker.connection, self._publishes)
         self.app = FastStream(self.broker, logger=log)
@@ -278,6 +282,17 @@ class Service:
         self, action: Action, subject: str, message: type[msgspec.Struct] | None, **more: Any
     ) -> None:
         self.traffic.append(Traffic(self.name, action, subject, message, **more))
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """Verifying the server against ``ca_file``; None leaves TLS to the URL's scheme
+    (``tls://`` verifies against the system's trust store)."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+
+
+def _security(ca_file: Path | None) -> BaseSecurity | None:
+    context = tls_context(ca_file)
+    return BaseSecurity(ssl_context=context) if context else None
 
 
 async def _the_message(msg: NatsMessage) -> NatsMessage:

@@ -16,6 +16,9 @@ class ServiceSettings(BaseSettings):
     # The service's NATS identity: an nkey seed file (0600). None connects anonymously,
     # which only a server without authorization accepts (docs/security.md, "The bus").
     nats_seed_file: Path | None = None
+    # The CA that signed the NATS servers' certificates, for a tls:// URL (docker-compose,
+    # Kubernetes). None uses the system's trust store.
+    nats_ca_file: Path | None = None
     # Create or update AIOP's streams at start. Off where an operator set them up and the
     # service's identity may not (`aiop up` does it before starting the services).
     create_streams: bool = True

@@ -44,3 +44,30 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:
             await js.update_stream(config)
+
+
+async def _set_up() -> None:
+    """Create or update the streams as the identity the settings name: for an operator's
+    one-off job (docker-compose, Kubernetes) before the services start."""
+    import nats
+
+    from aiop.servicekit.service import tls_context
+    from aiop.servicekit.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    nc = await nats.connect(
+        [url.strip() for url in settings.nats_url.split(",")],
+        nkeys_seed=str(settings.nats_seed_file) if settings.nats_seed_file else None,
+        tls=tls_context(settings.nats_ca_file),
+    )
+    try:
+        await ensure_streams(nc.jetstream(), settings.stream_replicas)
+        print(f"streams ready: {', '.join(c.name or '' for c in stream_configs())}")
+    finally:
+        await nc.close()
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(_set_up())
