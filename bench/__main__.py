@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiop.cli.up import step_isolation
 from aiop.devstack import NatsServer
 from bench import bus, cpu, gateway, latency, machine, raw, sustained
 from bench import platform as stack
@@ -33,6 +34,8 @@ def main() -> None:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "machine": machine.describe(),
+        # Per step, a uid of its own and a bubblewrap namespace cost CPU and latency.
+        "step_isolation": step_isolation(),
     }
     began, ticks = time.monotonic(), machine.cpu_ticks()
     with tempfile.TemporaryDirectory(prefix="aiop-bench-raw-") as tmp:

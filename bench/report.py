@@ -94,4 +94,6 @@ def table(results: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in body) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in body]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if isolation := results.get("step_isolation"):
+        lines.append(f"local steps: {isolation}")  # its cost shows in e2e latency and CPU
     return "\n".join(lines)
