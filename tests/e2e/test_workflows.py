@@ -115,3 +115,26 @@ def test_trace_spans_all_six_services(platform: Platform) -> None:
     until_sync(all_services_traced, 15, "spans from all six services")
     human = platform.aiop("trace", workflow_id)
     assert "6 services" in human.stdout
+
+
+def test_a_flaky_step_is_retried_and_a_hung_one_times_out(platform: Platform) -> None:
+    done = platform.aiop("submit", "examples/retries.yaml", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)
+    flaky = {s["name"]: s for s in view["steps"]}["flaky"]
+    assert (flaky["state"], flaky["tries"], flaky["exit_code"]) == ("succeeded", 2, 0)
+    tailed = platform.aiop("tail", "--workflow", view["workflow_id"], "--all", "--idle", "1")
+    assert "step flaky try 1 failed (exit 75)" in tailed.stdout
+    logs = platform.aiop("logs", view["workflow_id"])
+    assert "service not ready" in logs.stdout
+    assert "[aiop] try 1 of 3 failed: exited with code 75" in logs.stdout
+
+    hung = platform.aiop("submit", "examples/timeout.yaml", "--wait", "--json")
+    assert hung.returncode == 1, hung.stderr
+    view = json.loads(hung.stdout)
+    (step,) = view["steps"]
+    assert view["state"] == "failed"
+    assert step["state"] == "timed_out"
+    assert "timed out after 1s" in step["error"]
+    shown = platform.aiop("status", view["workflow_id"])
+    assert "timed_out" in shown.stdout

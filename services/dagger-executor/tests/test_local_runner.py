@@ -2,10 +2,11 @@
 
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiop.contracts import (
-    Event,
     StepCompleted,
     StepFailed,
     StepOutputAppended,
@@ -13,46 +14,17 @@ from aiop.contracts import (
     StepSpec,
     WorkflowCompleted,
     WorkflowFailed,
-    WorkflowRequested,
-    WorkflowSpec,
 )
-from aiop.dagger_executor.adapters.local import LocalRunner
-from aiop.dagger_executor.run import RunContext, WorkflowRun
 
 PY = sys.executable
+RunSteps = Callable[..., Awaitable[Any]]  # the run_steps fixture (conftest.py)
 
 
-class Collected:
-    """Stands in for the retrying publisher."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def publish(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[Event]) -> list[Event]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def output(self, step: str) -> str:
-        return "".join(
-            e.text for e in self.events if isinstance(e, StepOutputAppended) and e.step == step
-        )
-
-
-async def run(tmp_path: Path, *steps: StepSpec, environ: dict[str, str] | None = None) -> Collected:
-    sink = Collected()
-    ctx = RunContext("ex-1", LocalRunner(), sink, tmp_path, environ or {})  # type: ignore[arg-type]
-    request = WorkflowRequested(
-        workflow_id="wf1", pool="default", attempt=2, spec=WorkflowSpec(name="t", steps=list(steps))
-    )
-    await WorkflowRun(request, ctx).run()
-    return sink
-
-
-async def test_success_streams_output_and_notes_the_image(tmp_path: Path) -> None:
+async def test_success_streams_output_and_notes_the_image(
+    tmp_path: Path, run_steps: RunSteps
+) -> None:
     step = StepSpec(name="hello", image="alpine:3", run=[PY, "-c", "print('hi from step')"])
-    sink = await run(tmp_path, step)
+    sink = await run_steps(step)
     out = sink.output("hello")
     assert "[local runner] image alpine:3 recorded, not pulled" in out
     assert "hi from step" in out
@@ -61,9 +33,9 @@ async def test_success_streams_output_and_notes_the_image(tmp_path: Path) -> Non
     assert (tmp_path / "wf1" / "2" / "hello").is_dir()
 
 
-async def test_nonzero_exit_fails_with_code_and_tail(tmp_path: Path) -> None:
+async def test_nonzero_exit_fails_with_code_and_tail(tmp_path: Path, run_steps: RunSteps) -> None:
     script = "import sys\nfor i in range(100): print('line', i)\nsys.exit(3)"
-    sink = await run(tmp_path, StepSpec(name="bad", run=[PY, "-c", script]),
+    sink = await run_steps(StepSpec(name="bad", run=[PY, "-c", script]),
                      StepSpec(name="after", run=[PY, "-c", "pass"], needs=["bad"]))  # fmt: skip
     (failed,) = sink.of(StepFailed)
     assert failed.exit_code == 3
@@ -78,14 +50,14 @@ async def test_nonzero_exit_fails_with_code_and_tail(tmp_path: Path) -> None:
     assert "exited with code 3" in wf_failed.reason
 
 
-async def test_timeout_kills_the_step(tmp_path: Path) -> None:
+async def test_timeout_kills_the_step(tmp_path: Path, run_steps: RunSteps) -> None:
     step = StepSpec(
         name="slow",
         run=[PY, "-c", "import time; print('start', flush=True); time.sleep(60)"],
         timeout=0.5,
     )
     started = time.monotonic()
-    sink = await run(tmp_path, step)
+    sink = await run_steps(step)
     assert time.monotonic() - started < 10
     (failed,) = sink.of(StepFailed)
     assert failed.exit_code is None
@@ -93,15 +65,17 @@ async def test_timeout_kills_the_step(tmp_path: Path) -> None:
     assert "start" in failed.output_tail
 
 
-async def test_missing_binary_fails_clearly(tmp_path: Path) -> None:
-    sink = await run(tmp_path, StepSpec(name="nobin", run=["no-such-binary-aiop"]))
+async def test_missing_binary_fails_clearly(tmp_path: Path, run_steps: RunSteps) -> None:
+    sink = await run_steps(StepSpec(name="nobin", run=["no-such-binary-aiop"]))
     (failed,) = sink.of(StepFailed)
     assert failed.exit_code is None
     assert failed.error == "cannot start 'no-such-binary-aiop': no such executable"
     assert sink.of(WorkflowFailed)
 
 
-async def test_secrets_reach_the_step_but_never_its_events(tmp_path: Path) -> None:
+async def test_secrets_reach_the_step_but_never_its_events(
+    tmp_path: Path, run_steps: RunSteps
+) -> None:
     secret = "s3cr3t-value-xyz"
     script = (
         "import os, base64, sys\n"
@@ -110,7 +84,7 @@ async def test_secrets_reach_the_step_but_never_its_events(tmp_path: Path) -> No
         "sys.exit('bad token ' + v)"
     )
     step = StepSpec(name="s", run=[PY, "-c", script], secrets=["api_token"])
-    sink = await run(tmp_path, step, environ={"AIOP_SECRET_API_TOKEN": secret})
+    sink = await run_steps(step, environ={"AIOP_SECRET_API_TOKEN": secret})
     (failed,) = sink.of(StepFailed)
     everything = repr(sink.events)
     assert secret not in everything
@@ -118,16 +92,19 @@ async def test_secrets_reach_the_step_but_never_its_events(tmp_path: Path) -> No
     assert "***" in failed.output_tail
 
 
-async def test_a_missing_secret_fails_the_step_naming_the_variable(tmp_path: Path) -> None:
-    sink = await run(tmp_path, StepSpec(name="s", run=[PY, "-c", "pass"], secrets=["db"]))
+async def test_a_missing_secret_fails_the_step_naming_the_variable(
+    tmp_path: Path, run_steps: RunSteps
+) -> None:
+    sink = await run_steps(StepSpec(name="s", run=[PY, "-c", "pass"], secrets=["db"]))
     (failed,) = sink.of(StepFailed)
     assert "AIOP_SECRET_DB" in failed.error
 
 
-async def test_steps_follow_needs_and_independent_ones_overlap(tmp_path: Path) -> None:
+async def test_steps_follow_needs_and_independent_ones_overlap(
+    tmp_path: Path, run_steps: RunSteps
+) -> None:
     sleep = [PY, "-c", "import time; time.sleep(0.3)"]
-    sink = await run(
-        tmp_path,
+    sink = await run_steps(
         StepSpec(name="a", run=sleep),
         StepSpec(name="b", run=sleep),
         StepSpec(name="c", run=[PY, "-c", "pass"], needs=["a", "b"]),

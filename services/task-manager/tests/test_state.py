@@ -3,6 +3,7 @@
 from aiop.contracts import (
     StepCompleted,
     StepFailed,
+    StepRetrying,
     StepSkipped,
     StepSpec,
     StepStarted,
@@ -274,3 +275,41 @@ def test_in_order_runs_end_with_steps_as_their_events_left_them() -> None:
     ended = apply(bad, failed("step lint failed"))
     assert ended.steps == bad.steps
     assert not any(s.closed_by_workflow for s in (*done.steps, *ended.steps))
+
+
+def retrying(step: str, failed_try: int, attempt: int = 1) -> StepRetrying:
+    return StepRetrying(
+        workflow_id=WF, step=step, attempt=attempt, try_number=failed_try, exit_code=1,
+        error="exited with code 1", delay_s=0.5, output_tail=f"try {failed_try}",
+    )  # fmt: skip
+
+
+def test_a_retried_step_stays_running_and_counts_its_tries() -> None:
+    lint_started = StepStarted(workflow_id=WF, step="lint", attempt=1)
+    wf = apply(accepted(), requested(), started(), lint_started, retrying("lint", 1))
+    lint = wf.step("lint")
+    assert lint is not None
+    assert (lint.state, lint.tries, lint.exit_code) == ("running", 2, 1)
+    assert lint.error == "try 1 failed: exited with code 1; retrying in 0.50s"
+    # A duplicate, an older retry, or the start arriving late moves nothing back.
+    for late in (retrying("lint", 1), lint_started):
+        assert isinstance(fold(apply(wf, retrying("lint", 2)), late), Ignored)
+    done = apply(wf, retrying("lint", 2), StepCompleted(workflow_id=WF, step="lint", attempt=1,
+                                                         tries=3))  # fmt: skip
+    lint = done.step("lint")
+    assert lint is not None
+    assert (lint.state, lint.tries, lint.error, lint.output_tail) == ("succeeded", 3, None, None)
+    # A retry that arrives after the end is late.
+    assert isinstance(fold(done, retrying("lint", 2)), Ignored)
+
+
+def test_a_step_past_its_timeout_ends_timed_out() -> None:
+    failed = StepFailed(
+        workflow_id=WF, step="lint", attempt=1, exit_code=None, error="timed out after 1s",
+        tries=2, timed_out=True,
+    )  # fmt: skip
+    wf = apply(accepted(), requested(), started(), retrying("lint", 1), failed)
+    lint = wf.step("lint")
+    assert lint is not None
+    assert (lint.state, lint.tries, lint.error) == ("timed_out", 2, "timed out after 1s")
+    assert isinstance(fold(wf, failed), Ignored)

@@ -9,6 +9,7 @@ from aiop.contracts.events import (
     StepCompleted,
     StepFailed,
     StepOutputAppended,
+    StepRetrying,
     StepSkipped,
     WorkflowAccepted,
     WorkflowCompleted,
@@ -42,9 +43,17 @@ def summary(event: Event) -> str:  # noqa: C901 - one line per event type
         case WorkflowFailed():
             return f"failed: {event.reason}"
         case StepCompleted():
-            return f"step {event.step} exit {event.exit_code} in {event.duration_s:.3f}s"
+            tries = f" after {event.tries} tries" if event.tries > 1 else ""
+            return f"step {event.step} exit {event.exit_code} in {event.duration_s:.3f}s{tries}"
         case StepFailed():
-            return f"step {event.step} failed (exit {event.exit_code}): {event.error}"
+            ended = "timed out" if event.timed_out else "failed"
+            tries = f" after {event.tries} tries" if event.tries > 1 else ""
+            return f"step {event.step} {ended}{tries} (exit {event.exit_code}): {event.error}"
+        case StepRetrying():
+            return (
+                f"step {event.step} try {event.try_number} failed (exit {event.exit_code}):"
+                f" {event.error}; next try in {event.delay_s:.2f}s"
+            )
         case StepSkipped():
             return f"step {event.step} skipped: {event.reason}"
         case StepOutputAppended():
@@ -71,8 +80,13 @@ def status_lines(view: dict[str, Any]) -> list[str]:
     for step in view.get("steps") or []:
         took = f"{step['duration_s']:.3f}s" if step.get("duration_s") is not None else ""
         code = f"exit {step['exit_code']}" if step.get("exit_code") is not None else ""
-        lines.append(f"  {step['name']:<20} {step['state']:<10} {code:<8} {took}")
-        if step.get("state") == "failed":
+        tries = f"{step['tries']} tries" if (step.get("tries") or 0) > 1 else ""
+        lines.append(
+            f"  {step['name']:<20} {step['state']:<10} {code:<8} {took:<9} {tries}".rstrip()
+        )
+        if step.get("state") in ("failed", "timed_out") or (
+            step.get("state") == "running" and step.get("error")
+        ):
             if step.get("error"):
                 lines.append(f"      error: {step['error']}")
             for tail_line in (step.get("output_tail") or "").splitlines()[-20:]:

@@ -13,6 +13,7 @@ from aiop.contracts.events import (
     StepCompleted,
     StepFailed,
     StepOutputAppended,
+    StepRetrying,
     StepSkipped,
     StepStarted,
     WorkflowAccepted,
@@ -25,7 +26,13 @@ from aiop.contracts.events import (
     WorkflowSubmitted,
 )
 from aiop.contracts.subjects import InvalidToken, check_token
-from aiop.contracts.workflow import InvalidWorkflow, StepSpec, WorkflowSpec, validate_spec
+from aiop.contracts.workflow import (
+    InvalidWorkflow,
+    RetryPolicy,
+    StepSpec,
+    WorkflowSpec,
+    validate_spec,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -35,9 +42,11 @@ __all__ = [
     "ExecutorHeartbeat",
     "InvalidToken",
     "InvalidWorkflow",
+    "RetryPolicy",
     "StepCompleted",
     "StepFailed",
     "StepOutputAppended",
+    "StepRetrying",
     "StepSkipped",
     "StepSpec",
     "StepStarted",

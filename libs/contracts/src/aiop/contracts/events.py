@@ -149,7 +149,8 @@ class StepCompleted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     TYPE: ClassVar[str] = "aiop.step.completed.v1"
     exit_code: int = 0
     started_at: datetime | None = None
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # from the first try's start, retries and their waits included
+    tries: int = 1  # how many tries it took
 
 
 class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -158,9 +159,23 @@ class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     TYPE: ClassVar[str] = "aiop.step.failed.v1"
     exit_code: int | None
     error: str
-    output_tail: str = ""  # last lines of stdout+stderr, secrets scrubbed
+    output_tail: str = ""  # last lines of stdout+stderr of the last try, secrets scrubbed
     started_at: datetime | None = None
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # from the first try's start, retries and their waits included
+    tries: int = 1  # how many tries it had; every one failed
+    timed_out: bool = False  # the last try ran past the step's timeout and was killed
+
+
+class StepRetrying(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A try of a step failed and, per its retry policy, it runs again in ``delay_s``."""
+
+    TYPE: ClassVar[str] = "aiop.step.retrying.v1"
+    try_number: int  # the try that failed, counted from 1
+    exit_code: int | None
+    error: str
+    delay_s: float
+    timed_out: bool = False
+    output_tail: str = ""  # the failed try's last lines, secrets scrubbed
 
 
 class StepSkipped(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -177,6 +192,7 @@ class StepOutputAppended(StepEvent, frozen=True, kw_only=True, omit_defaults=Tru
     stream: str  # "stdout" | "stderr"
     seq: int
     text: str
+    try_number: int = 1  # which try of the step wrote it
 
 
 class ExecutorHeartbeat(Event, frozen=True, kw_only=True, omit_defaults=True):
@@ -235,6 +251,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepStarted,
         StepCompleted,
         StepFailed,
+        StepRetrying,
         StepSkipped,
         StepOutputAppended,
         ExecutorHeartbeat,

@@ -28,6 +28,7 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float | None = None
     error: str | None = None
     output_tail: str | None = None
+    tries: int = 0  # tries started in this attempt; more than 1 when it was retried
 
 
 class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):

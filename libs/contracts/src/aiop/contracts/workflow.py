@@ -1,5 +1,6 @@
 """The workflow definition: a DAG of steps, as written in a workflow file and carried in events."""
 
+import math
 from graphlib import CycleError, TopologicalSorter
 
 import msgspec
@@ -7,6 +8,7 @@ import msgspec
 from aiop.contracts.subjects import InvalidToken, check_token
 
 MAX_STEPS = 200
+MAX_TRIES = 100
 
 
 class InvalidWorkflow(ValueError):
@@ -15,6 +17,20 @@ class InvalidWorkflow(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How often a failing step runs again, and how long it waits before each retry.
+
+    The wait before try n+1 is ``backoff * 2**(n-1)`` seconds, capped at ``max_backoff``,
+    then shortened by a random fraction of itself of up to ``jitter``, so that steps that
+    failed together (a service that went away) do not all come back at the same moment.
+    """
+
+    attempts: int = 3  # tries in all, the first one included
+    backoff: float = 1.0  # seconds before the first retry
+    max_backoff: float = 60.0
+    jitter: float = 0.2  # 0: waits exactly as computed; 1: anywhere from 0 to that
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -26,7 +42,8 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     env: dict[str, str] = {}
     needs: list[str] = []
     secrets: list[str] = []  # names only; values are resolved by the executor
-    timeout: float | None = None  # seconds
+    timeout: float | None = None  # seconds, for each try
+    retries: RetryPolicy | None = None  # None: one try
     network: bool = False  # where steps run in a private namespace, whether it has a network
 
 
@@ -52,19 +69,10 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
     names = [s.name for s in spec.steps]
     seen: set[str] = set()
     for step in spec.steps:
-        _check(problems, step.name, "step name")
         if step.name in seen:
             problems.append(f"step {step.name!r} is defined twice")
         seen.add(step.name)
-        if not step.run or not step.run[0]:
-            problems.append(f"step {step.name!r} has an empty run argv")
-        if step.timeout is not None and step.timeout <= 0:
-            problems.append(f"step {step.name!r} has a timeout that is not positive")
-        for need in step.needs:
-            if need not in names:
-                problems.append(f"step {step.name!r} needs unknown step {need!r}")
-            elif need == step.name:
-                problems.append(f"step {step.name!r} needs itself")
+        problems += _step_problems(step, names)
     problems += [f"{where} holds a NUL character" for where in _nul_bytes(spec)]
     if not problems:
         try:
@@ -72,6 +80,39 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
         except CycleError as exc:
             cycle = " -> ".join(exc.args[1])
             problems.append(f"the steps' needs form a cycle: {cycle}")
+    return problems
+
+
+def _step_problems(step: StepSpec, names: list[str]) -> list[str]:
+    problems: list[str] = []
+    _check(problems, step.name, "step name")
+    if not step.run or not step.run[0]:
+        problems.append(f"step {step.name!r} has an empty run argv")
+    if step.timeout is not None and not 0 < step.timeout < math.inf:
+        problems.append(f"step {step.name!r} has a timeout that is not positive")
+    if step.retries is not None:
+        problems += [f"step {step.name!r} retries: {p}" for p in _retry_problems(step.retries)]
+    for need in step.needs:
+        if need not in names:
+            problems.append(f"step {step.name!r} needs unknown step {need!r}")
+        elif need == step.name:
+            problems.append(f"step {step.name!r} needs itself")
+    return problems
+
+
+def _retry_problems(policy: RetryPolicy) -> list[str]:
+    problems = []
+    if not 1 <= policy.attempts <= MAX_TRIES:
+        problems.append(f"attempts must be from 1 to {MAX_TRIES}, not {policy.attempts}")
+    # Written so that NaN fails too.
+    if not 0 <= policy.backoff < math.inf:
+        problems.append(f"backoff must be 0 or more seconds, not {policy.backoff}")
+    elif not policy.backoff <= policy.max_backoff < math.inf:
+        problems.append(
+            f"max_backoff must be at least backoff ({policy.backoff}), not {policy.max_backoff}"
+        )
+    if not 0 <= policy.jitter <= 1:
+        problems.append(f"jitter must be from 0 to 1, not {policy.jitter}")
     return problems
 
 

@@ -12,6 +12,7 @@ from aiop.contracts import (
     StepCompleted,
     StepFailed,
     StepOutputAppended,
+    StepRetrying,
     StepSkipped,
     StepStarted,
     WorkflowCompleted,
@@ -56,7 +57,7 @@ def build(settings: ExecutorSettings) -> Service:
 
     svc.publishes(
         WorkflowStarted, StepStarted, StepOutputAppended, StepCompleted, StepFailed,
-        StepSkipped, WorkflowCompleted, WorkflowFailed, ExecutorHeartbeat,
+        StepRetrying, StepSkipped, WorkflowCompleted, WorkflowFailed, ExecutorHeartbeat,
     )  # fmt: skip
     svc.uses_bucket(KV_CLAIMS)  # claiming an attempt is creating its key
     # Every executor of the pool shares one durable, so each request goes to one of them;

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from aiop.contracts import (
     Event,
     StepCompleted,
     StepFailed,
+    StepRetrying,
     StepSkipped,
     StepSpec,
     StepStarted,
@@ -33,6 +35,7 @@ from aiop.contracts.events import now
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.runner import Runner, StepResult
 from aiop.dagger_executor.domain.plan import RunPlan
+from aiop.dagger_executor.domain.retry import ONE_TRY, retry_delay
 from aiop.dagger_executor.domain.scrub import Scrubber
 from aiop.dagger_executor.domain.secrets import resolve_secrets, secret_variable
 from aiop.dagger_executor.step_output import StepOutput
@@ -115,7 +118,8 @@ class WorkflowRun:
             )
 
     async def _step(self, step: StepSpec) -> bool:
-        """Run one step and publish how it went; True when it succeeded."""
+        """Run one step, retried per its policy, and publish how it went; True when it
+        succeeded."""
         with tracer.start_as_current_span(f"step {step.name}"):
             started_at, t0 = now(), time.monotonic()
             # Announced while the process starts, not before: the step's other events
@@ -140,8 +144,9 @@ class WorkflowRun:
                 if missing:
                     wanted = ", ".join(f"{n} ({secret_variable(n)})" for n in missing)
                     result = StepResult(None, f"secrets not set on this executor: {wanted}")
+                    tries = 1
                 else:
-                    result = await self._execute(step, secrets, output)
+                    result, tries = await self._tries(step, secrets, output, after_announced)
                 await output.close()
                 await announced
             finally:
@@ -157,6 +162,7 @@ class WorkflowRun:
                         step=step.name,
                         started_at=started_at,
                         duration_s=took,
+                        tries=tries,
                     )
                 )
                 return True
@@ -172,20 +178,59 @@ class WorkflowRun:
                     output_tail=output.tail(),
                     started_at=started_at,
                     duration_s=took,
+                    tries=tries,
+                    timed_out=result.timed_out,
                 )
             )
             return False
 
+    async def _tries(
+        self,
+        step: StepSpec,
+        secrets: dict[str, str],
+        output: StepOutput,
+        publish: Callable[[Event], Awaitable[None]],
+    ) -> tuple[StepResult, int]:
+        """Run ``step`` until a try succeeds or its policy allows no more; the last
+        result and how many tries that took. Each failed try but the last is announced
+        with StepRetrying, and waits out its backoff."""
+        policy = step.retries or ONE_TRY
+        failed_try = 0
+        while True:
+            result = await self._execute(step, secrets, output, failed_try + 1)
+            failed_try += 1
+            if result.succeeded or failed_try >= policy.attempts:
+                return result, failed_try
+            delay = retry_delay(policy, failed_try)
+            error = output.scrub(result.error or f"exited with code {result.exit_code}")
+            await output.write(
+                "stderr",
+                f"[aiop] try {failed_try} of {policy.attempts} failed: {error};"
+                f" next try in {delay:.2f}s\n",
+            )
+            retrying = StepRetrying(
+                workflow_id=self.wf, attempt=self.attempt, step=step.name,
+                try_number=failed_try, exit_code=result.exit_code, error=error,
+                delay_s=delay, timed_out=result.timed_out, output_tail=output.tail(),
+            )  # fmt: skip
+            await output.next_try(failed_try + 1)
+            await publish(retrying)
+            await asyncio.sleep(delay)
+
     async def _execute(
-        self, step: StepSpec, secrets: dict[str, str], output: StepOutput
+        self, step: StepSpec, secrets: dict[str, str], output: StepOutput, try_number: int
     ) -> StepResult:
         req = self.request
         workdir = self.ctx.work_dir / req.workflow_id / str(req.attempt) / step.name
+        if try_number > 1:
+            # Every try starts from an empty work directory, as a fresh container would.
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
         env = {
             **step.env,
             "AIOP_WORKFLOW_ID": req.workflow_id,
             "AIOP_STEP": step.name,
             "AIOP_ATTEMPT": str(req.attempt),
+            "AIOP_TRY": str(try_number),
         }
         try:
             async with asyncio.timeout(step.timeout):
@@ -193,7 +238,9 @@ class WorkflowRun:
         except TimeoutError:
             if step.timeout is None:
                 raise
-            return StepResult(None, f"timed out after {step.timeout:g}s; the step was killed")
+            return StepResult(
+                None, f"timed out after {step.timeout:g}s; the step was killed", timed_out=True
+            )
         except Exception as exc:
             log.exception("runner %s failed on step %s", self.ctx.runner.name, step.name)
             return StepResult(None, f"{self.ctx.runner.name} runner error: {exc!r}")

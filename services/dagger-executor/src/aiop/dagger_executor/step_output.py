@@ -35,6 +35,7 @@ class StepOutput:
         self._buffers: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._sizes = {"stdout": 0, "stderr": 0}
         self._seq = 0
+        self._try = 1
         self._lock = asyncio.Lock()  # one flush at a time keeps seq in publish order
         self._flusher = asyncio.create_task(self._flush_periodically(flush_interval))
 
@@ -45,8 +46,18 @@ class StepOutput:
         if self._sizes[stream] >= MAX_CHUNK:
             await self._flush(stream)
 
+    def scrub(self, text: str) -> str:
+        return self._scrub(text)
+
     def tail(self) -> str:
         return self._scrub(self._tail.text())
+
+    async def next_try(self, try_number: int) -> None:
+        """What is written from now on belongs to try ``try_number``, with a tail of its own."""
+        for stream in self._buffers:
+            await self._flush(stream)
+        self._try = try_number
+        self._tail = OutputTail()
 
     async def close(self) -> None:
         self._flusher.cancel()
@@ -76,5 +87,6 @@ class StepOutput:
                 stream=stream,
                 seq=self._seq,
                 text=text,
+                try_number=self._try,
             )
             await self._publish(event)

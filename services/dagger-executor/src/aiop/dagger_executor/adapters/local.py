@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 from aiop.contracts import StepSpec
 from aiop.dagger_executor.adapters.isolation import Isolation, hand_back, prepare_workdir
+from aiop.dagger_executor.adapters.reaper import MARKER, kill_step
 from aiop.dagger_executor.adapters.runner import OutputSink, StepResult
 
 # Host variables a program commonly needs to start at all.
@@ -64,7 +66,9 @@ class LocalRunner:
         full_env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
         if uid is not None:
             full_env["PATH"] = STEP_PATH
+        marker = uuid.uuid4().hex  # finds the step's processes that leave its group
         full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **secrets}
+        full_env[MARKER] = marker
         ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -91,8 +95,8 @@ class LocalRunner:
                 _pump(proc.stdout, "stdout", on_output), _pump(proc.stderr, "stderr", on_output)
             )
             code = await proc.wait()
-        except BaseException:
-            _kill_group(proc)
+        except BaseException:  # a timeout or a cancel: the whole tree goes, wherever it went
+            await asyncio.shield(asyncio.to_thread(kill_step, proc.pid, marker, uid))
             with contextlib.suppress(ProcessLookupError):
                 await asyncio.shield(proc.wait())
             raise

@@ -22,6 +22,7 @@ class StepResult:
 
     exit_code: int | None
     error: str | None = None
+    timed_out: bool = False
 
     @property
     def succeeded(self) -> bool:

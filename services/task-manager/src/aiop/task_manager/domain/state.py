@@ -15,6 +15,7 @@ from aiop.contracts.events import (
     StepCompleted,
     StepEvent,
     StepFailed,
+    StepRetrying,
     StepSkipped,
     StepStarted,
     WorkflowCompleted,
@@ -48,10 +49,13 @@ class Step:
     # Its state was set when the workflow ended, not by an event of its own: the step's
     # real end, if it still arrives, replaces it.
     closed_by_workflow: bool = False
+    tries: int = 0  # tries started in this attempt (retries: StepRetrying)
 
     @property
-    def position(self) -> tuple[int, int]:
-        return (self.attempt, STEP_RANK[self.state])
+    def position(self) -> tuple[int, int, int]:
+        # A running step moves forward with each retry; an ended one does not: its
+        # first end wins, however many tries it names.
+        return (self.attempt, STEP_RANK[self.state], self.tries if self.state == "running" else 0)
 
 
 @dataclass(frozen=True)
@@ -228,17 +232,28 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
     base = replace(base, attempt=event.attempt)
     match event:
         case StepStarted():
-            return replace(base, state="running", started_at=event.occurred_at)
+            return replace(
+                base, state="running", started_at=event.occurred_at, tries=max(base.tries, 1)
+            )
+        case StepRetrying():
+            return replace(
+                base, state="running", tries=event.try_number + 1, exit_code=event.exit_code,
+                error=f"try {event.try_number} failed: {event.error};"
+                f" retrying in {event.delay_s:.2f}s",
+                output_tail=event.output_tail or None,
+            )  # fmt: skip
         case StepCompleted():
             return replace(
-                base, state="succeeded", exit_code=event.exit_code,
+                base, state="succeeded", exit_code=event.exit_code, error=None,
+                output_tail=None, tries=event.tries,
                 started_at=event.started_at or base.started_at,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
             )  # fmt: skip
         case StepFailed():
             return replace(
-                base, state="failed", exit_code=event.exit_code, error=event.error,
-                output_tail=event.output_tail or None,
+                base, state="timed_out" if event.timed_out else "failed",
+                exit_code=event.exit_code, error=event.error,
+                output_tail=event.output_tail or None, tries=event.tries,
                 started_at=event.started_at or base.started_at,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
             )  # fmt: skip

@@ -1,0 +1,47 @@
+"""Workflows run through the real local runner, their events collected in memory."""
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from aiop.contracts import Event, StepOutputAppended, StepSpec, WorkflowRequested, WorkflowSpec
+from aiop.dagger_executor.adapters.local import LocalRunner
+from aiop.dagger_executor.run import RunContext, WorkflowRun
+
+
+class Collected:
+    """Stands in for the retrying publisher."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def output(self, step: str) -> str:
+        return "".join(
+            e.text for e in self.events if isinstance(e, StepOutputAppended) and e.step == step
+        )
+
+
+RunSteps = Callable[..., Awaitable[Collected]]
+
+
+@pytest.fixture
+def run_steps(tmp_path: Path) -> RunSteps:
+    """``await run_steps(*steps, environ=...)`` runs a workflow of ``steps`` as attempt 2
+    of workflow ``wf1``, with work directories under ``tmp_path``."""
+
+    async def run(*steps: StepSpec, environ: dict[str, str] | None = None) -> Collected:
+        sink = Collected()
+        ctx = RunContext("ex-1", LocalRunner(), sink, tmp_path, environ or {})  # type: ignore[arg-type]
+        spec = WorkflowSpec(name="t", steps=list(steps))
+        await WorkflowRun(WorkflowRequested(workflow_id="wf1", pool="default", attempt=2,
+                                            spec=spec), ctx).run()  # fmt: skip
+        return sink
+
+    return run
