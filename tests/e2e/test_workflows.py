@@ -138,3 +138,46 @@ def test_a_flaky_step_is_retried_and_a_hung_one_times_out(platform: Platform) ->
     assert "timed out after 1s" in step["error"]
     shown = platform.aiop("status", view["workflow_id"])
     assert "timed_out" in shown.stdout
+
+
+def test_cancel_stops_a_running_workflow_and_a_queued_one(platform: Platform) -> None:
+    submitted = platform.aiop("submit", "examples/long.yaml")
+    assert submitted.returncode == 0, submitted.stderr
+    workflow_id = submitted.stdout.strip()
+    with platform.http() as http:
+
+        def running() -> bool:
+            steps = http.get(f"/v1/workflows/{workflow_id}").json()["steps"]
+            return any(s["name"] == "wait" and s["state"] == "running" for s in steps)
+
+        until_sync(running, 30, "the long step runs")
+    done = platform.aiop("cancel", workflow_id, "--wait", "--timeout", "20", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "cancelled"
+    view = wait_terminal(platform, workflow_id)
+    steps = {s["name"]: s for s in view["steps"]}
+    assert view["state"] == "cancelled"
+    assert steps["wait"]["state"] == "cancelled"
+    assert steps["report"]["state"] == "skipped"
+    again = platform.aiop("cancel", workflow_id)
+    assert again.returncode == 0
+    assert "already ended cancelled; nothing to cancel" in again.stdout
+    tailed = platform.aiop("tail", "--workflow", workflow_id, "--all", "--idle", "1", "--json")
+    types = [json.loads(line)["type"] for line in tailed.stdout.splitlines()]
+    assert "aiop.workflow.cancelled.v1" in types
+    assert types.count("aiop.step.started.v1") == 1  # "report" never started
+
+    # No executor offers "gpu": the workflow waits in the queue, and is cancelled there.
+    spec = {"name": "gpu", "requires": ["gpu"], "steps": [{"name": "s", "run": ["true"]}]}
+    with platform.http() as http:
+        queued_id = http.post("/v1/workflows", json=spec).json()["workflow_id"]
+        until_sync(lambda: http.get(f"/v1/workflows/{queued_id}").json()["state"] == "queued",
+                   30, "the gpu workflow is queued")  # fmt: skip
+        reply = http.post(f"/v1/workflows/{queued_id}/cancel")
+        assert reply.status_code == 202, reply.text
+    view = wait_terminal(platform, queued_id)
+    assert (view["state"], view["executor_id"]) == ("cancelled", None)
+    assert view["steps"][0]["state"] == "skipped"
+    unknown = platform.aiop("cancel", "no-such-workflow")
+    assert unknown.returncode == 1
+    assert "404" in unknown.stderr

@@ -19,14 +19,16 @@ from aiop.contracts import (
     WorkflowRequested,
     WorkflowSpec,
 )
+from aiop.contracts.cancels import CancelRequest
 from aiop.contracts.envelope import decode_event
-from aiop.contracts.subjects import HEARTBEAT_ALL, KV_CLAIMS
+from aiop.contracts.events import now
+from aiop.contracts.subjects import HEARTBEAT_ALL, KV_CANCELS, KV_CLAIMS
 from aiop.dagger_executor.main import ExecutorSettings, build
 from aiop.servicekit.rpc import wait_ready
 
 pytestmark = pytest.mark.integration
 PY = sys.executable
-TERMINAL = ("aiop.workflow.completed.v1", "aiop.workflow.failed.v1")
+TERMINAL = ("aiop.workflow.completed.v1", "aiop.workflow.failed.v1", "aiop.workflow.cancelled.v1")
 
 
 class Watcher:
@@ -194,3 +196,52 @@ async def test_an_attempt_claimed_elsewhere_is_left_alone(executor: Client) -> N
     await request(executor, "wf-sentinel2", step)  # handled after wf-other (one consumer, in order)
     await watcher.terminal("wf-sentinel2")
     assert kinds(watcher.of("wf-other")) == ["workflow.requested:"]
+
+
+async def ask_cancel(nc: Client, workflow_id: str) -> None:
+    kv = await nc.jetstream().key_value(KV_CANCELS)
+    await kv.create(workflow_id, msgspec.json.encode(CancelRequest(principal="alice",
+                                                                   requested_at=now())))  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+async def test_a_cancel_stops_the_running_step_and_starts_no_more(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    output = await executor.subscribe("aiop.output.appended.v1.wf-cancel")
+    hang = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(300)"
+    await request(
+        executor, "wf-cancel",
+        StepSpec(name="long", run=[PY, "-c", hang]),
+        StepSpec(name="after", run=[PY, "-c", "print('never')"], needs=["long"]),
+    )  # fmt: skip
+    said = msgspec.json.decode((await output.next_msg(timeout=20)).data)["text"]
+    pid = int(said.split()[1])
+    await ask_cancel(executor, "wf-cancel")
+    cancelled = await watcher.terminal("wf-cancel", timeout=10)
+    assert cancelled.TYPE == "aiop.workflow.cancelled.v1"
+    assert cancelled.cancelled_by == "alice"  # type: ignore[attr-defined]
+    assert cancelled.reason == "cancelled by alice"  # type: ignore[attr-defined]
+    assert cancelled.executor_id.startswith("default-")  # type: ignore[attr-defined]
+    assert not alive(pid), "the step's process outlived the cancel"
+    assert kinds(watcher.of("wf-cancel")) == [
+        "workflow.requested:", "workflow.started:", "step.started:long", "workflow.cancelled:",
+    ]  # fmt: skip
+    await ask_cancel(executor, "wf-cancel2")  # a key for a workflow no one runs: no effect
+
+
+async def test_a_request_for_a_cancelled_workflow_ends_without_a_step(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    await ask_cancel(executor, "wf-precancelled")
+    await request(executor, "wf-precancelled", StepSpec(name="s", run=[PY, "-c", "pass"]))
+    cancelled = await watcher.terminal("wf-precancelled")
+    assert cancelled.TYPE == "aiop.workflow.cancelled.v1"
+    assert kinds(watcher.of("wf-precancelled")) == ["workflow.requested:", "workflow.cancelled:"]

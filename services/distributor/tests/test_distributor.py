@@ -19,14 +19,16 @@ from aiop.contracts import (
     ExecutorHeartbeat,
     StepSpec,
     WorkflowAccepted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowQueued,
     WorkflowRequested,
     WorkflowSpec,
 )
+from aiop.contracts.cancels import CancelRequest
 from aiop.contracts.envelope import decode_event
-from aiop.contracts.events import EVENT_TYPES
-from aiop.contracts.subjects import KV_CLAIMS, KV_DISPATCH
+from aiop.contracts.events import EVENT_TYPES, now
+from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS, KV_DISPATCH
 from aiop.distributor.domain.dispatch import DispatchState
 from aiop.distributor.main import DistributorSettings, build
 from aiop.servicekit import EventBus, open_bucket
@@ -228,3 +230,74 @@ async def test_accepted_adopts_a_dispatch_state_whose_write_reply_was_lost(
     event = await next_event(requested, WorkflowRequested)
     assert (event.workflow_id, event.attempt, event.pool) == ("wf6", 1, "p")
     await executor.stop()
+
+
+async def ask_cancel(nc: Client, workflow_id: str) -> None:
+    kv = await nc.jetstream().key_value(KV_CANCELS)
+    request = CancelRequest(principal="bob", requested_at=now(), reason="not needed any more")
+    await kv.create(workflow_id, msgspec.json.encode(request))
+
+
+async def test_a_queued_workflow_is_cancelled_here(
+    distributor: Distributor, nc: Client, bus: EventBus
+) -> None:
+    queued = await nc.subscribe("aiop.workflow.queued.v1.wf-q")
+    cancelled = await nc.subscribe("aiop.workflow.cancelled.v1.wf-q")
+    await bus.publish(WorkflowAccepted(workflow_id="wf-q", spec=spec("gpu")))
+    await next_event(queued, WorkflowQueued)
+    await ask_cancel(nc, "wf-q")
+    event = await next_event(cancelled, WorkflowCancelled)
+    assert (event.executor_id, event.cancelled_by, event.reason) == (
+        None, "bob", "not needed any more",
+    )  # fmt: skip
+    # It is forgotten: an executor that turns up now gets no request for it.
+    requested = await nc.subscribe("aiop.workflow.requested.v1.*.wf-q")
+    gpu = Executor(nc, "e-late", "late", ["gpu"])
+    with pytest.raises(nats.errors.TimeoutError):
+        await requested.next_msg(timeout=1.5)
+    await gpu.stop()
+
+
+async def test_a_sent_but_unclaimed_request_is_claimed_and_cancelled(
+    distributor: Distributor, nc: Client, bus: EventBus
+) -> None:
+    busy = Executor(nc, "e-busy", "busy", [])  # alive, but never claims
+    requested = await nc.subscribe("aiop.workflow.requested.v1.busy.wf-u")
+    cancelled = await nc.subscribe("aiop.workflow.cancelled.v1.wf-u")
+    await bus.publish(WorkflowAccepted(workflow_id="wf-u", spec=spec()))
+    await requested.next_msg(timeout=TIMEOUT)
+    await ask_cancel(nc, "wf-u")
+    assert (await next_event(cancelled, WorkflowCancelled)).executor_id is None
+    claims = await nc.jetstream().key_value(KV_CLAIMS)
+    assert (await claims.get("wf-u.a1")).value == b"cancelled"  # no executor can take it now
+    await busy.stop()
+
+
+async def test_a_running_workflow_is_left_to_its_executor(
+    distributor: Distributor, nc: Client, bus: EventBus
+) -> None:
+    runner = Executor(nc, "e-run", "run", [])
+    requested = await nc.subscribe("aiop.workflow.requested.v1.run.wf-r")
+    cancelled = await nc.subscribe("aiop.workflow.cancelled.v1.>")
+    await bus.publish(WorkflowAccepted(workflow_id="wf-r", spec=spec()))
+    await requested.next_msg(timeout=TIMEOUT)
+    claims = await nc.jetstream().key_value(KV_CLAIMS)
+    await claims.create("wf-r.a1", b"e-run")
+    await ask_cancel(nc, "wf-r")
+    with pytest.raises(nats.errors.TimeoutError):
+        await cancelled.next_msg(timeout=1.0)  # its executor stops it and says so
+    await runner.stop()
+
+
+async def test_a_workflow_cancelled_before_it_arrives_is_never_sent(
+    distributor: Distributor, nc: Client, bus: EventBus
+) -> None:
+    ready = Executor(nc, "e-ready", "ready", [])
+    cancelled = await nc.subscribe("aiop.workflow.cancelled.v1.wf-early")
+    requested = await nc.subscribe("aiop.workflow.requested.v1.*.wf-early")
+    await ask_cancel(nc, "wf-early")
+    await bus.publish(WorkflowAccepted(workflow_id="wf-early", spec=spec()))
+    assert (await next_event(cancelled, WorkflowCancelled)).attempt == 1
+    with pytest.raises(nats.errors.TimeoutError):
+        await requested.next_msg(timeout=0.5)
+    await ready.stop()

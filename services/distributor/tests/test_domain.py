@@ -7,6 +7,7 @@ from aiop.distributor.domain.dispatch import (
     DispatchState,
     Queue,
     Send,
+    cancel_step,
     choose_pool,
     claimant_dead,
     next_action,
@@ -136,3 +137,12 @@ def test_parse_claim_key() -> None:
     assert parse_claim_key("wfa.a12") == ("wfa", 12)
     assert parse_claim_key("wf-1") is None
     assert parse_claim_key("wf-1.ax") is None
+
+
+def test_a_cancel_ends_at_once_what_no_executor_runs_and_leaves_the_rest_to_it() -> None:
+    pending = DispatchState(spec=spec(), reason=NO_EXECUTOR)
+    sent = DispatchState(spec=spec(), state="dispatched", pool="p")
+    assert cancel_step(pending, None, dead=False) == "now"
+    assert cancel_step(sent, None, dead=False) == "claim"  # out, but no one took it yet
+    assert cancel_step(sent, Claim("e1", 0.0), dead=False) == "wait"
+    assert cancel_step(sent, Claim("e1", 0.0), dead=True) == "now"

@@ -9,8 +9,10 @@ import pytest
 from aiop.auth.adapters.keys import SigningKey
 from aiop.auth.domain.tokens import token_claims
 from aiop.contracts import WorkflowSubmitted, decode_event
+from aiop.contracts.cancels import decode_cancel
 from aiop.contracts.endpoints import GET_WORKFLOW
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
+from aiop.contracts.subjects import KV_CANCELS
 from aiop.servicekit import rpc
 
 from .conftest import GOOD, Env
@@ -199,3 +201,34 @@ async def test_a_caller_issues_lists_and_revokes_its_own_keys(env: Env) -> None:
     for bad, status in (("0123456789ab", 404), ("not-a-key-id", 400)):
         reply = await env.client.delete(f"/v1/keys/{bad}", headers=env.bearer())
         assert reply.status_code == status, reply.text
+
+
+async def test_cancel_records_one_request_and_is_a_no_op_once_it_ended(env: Env) -> None:
+    def view(workflow_id: str, state: str, project: str = "default") -> WorkflowView:
+        return WorkflowView(workflow_id=workflow_id, name="w", project=project, state=state,
+                            steps=[])  # fmt: skip
+
+    views = {"run": view("run", "running"), "done": view("done", "succeeded"),
+             "hidden": view("hidden", "running", project="secret")}  # fmt: skip
+    service = await stub_task_manager(env, views)
+    kv = await env.nc.jetstream().key_value(KV_CANCELS)
+
+    first = await env.client.post("/v1/workflows/run/cancel", headers=env.bearer())
+    assert first.status_code == 202, first.text
+    assert first.json()["detail"].startswith("cancel requested")
+    entry = await kv.get("run")
+    assert decode_cancel(entry.value or b"").principal == "dev"
+    again = await env.client.post("/v1/workflows/run/cancel", headers=env.bearer())
+    assert again.status_code == 202
+    assert again.json()["detail"].startswith("cancel already requested")
+    assert (await kv.get("run")).revision == entry.revision  # the first request stands
+
+    ended = await env.client.post("/v1/workflows/done/cancel", headers=env.bearer())
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["state"] == "succeeded"
+    for path, status in (("nope", 404), ("hidden", 404), ("a.b", 400)):
+        reply = await env.client.post(f"/v1/workflows/{path}/cancel", headers=env.bearer())
+        assert reply.status_code == status, reply.text
+        assert reply.headers["content-type"] == "application/problem+json"
+    assert sorted(await kv.keys()) == ["run"]
+    await service.stop()

@@ -27,6 +27,7 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
     ("POST", "/v1/workflows"): ("/v1/workflows", GOOD, {403}),
     ("GET", "/v1/workflows/{workflow_id}"): (f"/v1/workflows/{WF}", {}, {404}),
     ("GET", "/v1/workflows/{workflow_id}/report"): (f"/v1/workflows/{WF}/report", {}, {404}),
+    ("POST", "/v1/workflows/{workflow_id}/cancel"): (f"/v1/workflows/{WF}/cancel", {}, {404}),
     # Keys belong to a principal: another's key is not even named.
     ("DELETE", "/v1/keys/{key_id}"): ("/v1/keys/{owner_key}", {}, {404}),
 }

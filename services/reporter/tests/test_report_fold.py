@@ -136,3 +136,15 @@ def test_the_report_names_its_project_for_the_gateways_check() -> None:
     # Events without the spec leave it unknown rather than guessed.
     started = ev.WorkflowStarted(workflow_id="wf8", executor_id="x1")
     assert to_report(fold_all([started])).project is None
+
+
+def test_a_cancelled_run_reports_cancelled_with_its_reason() -> None:
+    events = [
+        *happy_run()[:5],
+        ev.WorkflowCancelled(workflow_id="wf1", executor_id="x1", reason="cancelled by bob",
+                             cancelled_by="bob", occurred_at=at(5)),
+        ev.WorkflowFailed(workflow_id="wf1", executor_id="x1", reason="late", occurred_at=at(6)),
+    ]  # fmt: skip
+    state = fold_all(events)
+    assert (state.outcome, state.reason) == ("cancelled", "cancelled by bob")
+    assert to_report(state).outcome == "cancelled"

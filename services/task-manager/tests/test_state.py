@@ -7,6 +7,7 @@ from aiop.contracts import (
     StepSkipped,
     StepSpec,
     StepStarted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowQueued,
@@ -313,3 +314,26 @@ def test_a_step_past_its_timeout_ends_timed_out() -> None:
     assert lint is not None
     assert (lint.state, lint.tries, lint.error) == ("timed_out", 2, "timed out after 1s")
     assert isinstance(fold(wf, failed), Ignored)
+
+
+def cancelled(executor: str | None = "ex1") -> WorkflowCancelled:
+    return WorkflowCancelled(workflow_id=WF, executor_id=executor, reason="cancelled by bob",
+                             cancelled_by="bob")  # fmt: skip
+
+
+def test_a_cancel_ends_the_workflow_and_closes_its_steps() -> None:
+    lint_started = StepStarted(workflow_id=WF, step="lint", attempt=1)
+    wf = apply(accepted(), requested(), started(), lint_started, cancelled())
+    assert (wf.state, wf.reason, wf.executor_id) == ("cancelled", "cancelled by bob", "ex1")
+    lint, test = wf.steps
+    assert (lint.state, lint.error) == ("cancelled", "stopped: cancelled by bob")
+    assert (test.state, test.error) == ("skipped", "never started: cancelled by bob")
+    # A second cancel, or the run's own end arriving after it, changes nothing.
+    assert isinstance(fold(wf, cancelled()), Ignored)
+    assert isinstance(fold(wf, WorkflowCompleted(workflow_id=WF, executor_id="ex1")), Ignored)
+
+
+def test_a_workflow_cancelled_before_any_executor_took_it() -> None:
+    wf = apply(accepted(), requested(), cancelled(executor=None))
+    assert (wf.state, wf.executor_id) == ("cancelled", None)
+    assert {s.state for s in wf.steps} == {"skipped"}

@@ -105,3 +105,7 @@ class Gateway:
     def status(self, workflow_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/workflows/{workflow_id}")
         return result
+
+    def cancel(self, workflow_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/workflows/{workflow_id}/cancel")
+        return result

@@ -122,6 +122,29 @@ def status(workflow_id: str, as_json: JsonFlag = False) -> None:
     typer.echo(json.dumps(view) if as_json else "\n".join(status_lines(view)))
 
 
+@app.command()
+def cancel(
+    workflow_id: str,
+    wait: Annotated[bool, typer.Option(help="Wait until it has ended.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a workflow: its running steps are stopped, the rest never start, and it ends
+    cancelled. Cancelling one that has already ended changes nothing."""
+    gw = gateway()
+    try:
+        reply = gw.cancel(workflow_id)
+    except ApiError as exc:
+        fail(str(exc), 1 if exc.status == 404 else 2)
+    if wait and reply["state"] not in TERMINAL:
+        view = wait_for_end(gw, workflow_id, timeout, show=False)
+        reply = {**reply, "state": view["state"]}
+    typer.echo(json.dumps(reply) if as_json else f"{workflow_id}: {reply['detail']}"
+               + (f" (now {reply['state']})" if wait else ""))  # fmt: skip
+    if wait and reply["state"] not in TERMINAL:
+        fail(f"still {reply['state']} after {timeout:.0f}s", 124)
+
+
 @contextlib.contextmanager
 def reader_gone() -> Iterator[None]:
     """End quietly when whoever reads the output has gone (``aiop tail | head``)."""

@@ -12,6 +12,7 @@ from aiop.contracts.events import (
     StepRetrying,
     StepSkipped,
     WorkflowAccepted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowQueued,
@@ -42,6 +43,8 @@ def summary(event: Event) -> str:  # noqa: C901 - one line per event type
             return f"succeeded in {event.duration_s:.3f}s"
         case WorkflowFailed():
             return f"failed: {event.reason}"
+        case WorkflowCancelled():
+            return f"cancelled after {event.duration_s:.3f}s: {event.reason}"
         case StepCompleted():
             tries = f" after {event.tries} tries" if event.tries > 1 else ""
             return f"step {event.step} exit {event.exit_code} in {event.duration_s:.3f}s{tries}"

@@ -136,6 +136,19 @@ class WorkflowFailed(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=Tru
     duration_s: float = 0.0
 
 
+class WorkflowCancelled(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """A cancel request stopped the workflow: its executor stopped the running steps and
+    started no more, or the distributor cancelled it before any executor took it
+    (``executor_id`` None)."""
+
+    TYPE: ClassVar[str] = "aiop.workflow.cancelled.v1"
+    executor_id: str | None = None
+    reason: str
+    cancelled_by: str  # the principal who asked
+    attempt: int = 1
+    duration_s: float = 0.0  # of the run, when one had started
+
+
 class StepEvent(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
     step: str
     attempt: int = 1
@@ -248,6 +261,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowStarted,
         WorkflowCompleted,
         WorkflowFailed,
+        WorkflowCancelled,
         StepStarted,
         StepCompleted,
         StepFailed,

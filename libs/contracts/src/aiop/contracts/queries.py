@@ -31,6 +31,15 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     tries: int = 0  # tries started in this attempt; more than 1 when it was retried
 
 
+class CancelReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The gateway's answer to ``POST /v1/workflows/{id}/cancel``."""
+
+    workflow_id: str
+    state: str  # the workflow's state when the cancel was asked
+    detail: str
+    status_url: str
+
+
 class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
     """task-manager's answer to ``aiop.query.workflow.get.v1``."""
 

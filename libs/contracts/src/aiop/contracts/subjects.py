@@ -44,6 +44,7 @@ KV_CLAIMS = (
     "aiop_claims"  # executors write "<workflow>.a<attempt>" -> executor id; distributor watches
 )
 KV_REPORTS = "aiop_reports"  # reporter: workflow id -> WorkflowReport
+KV_CANCELS = "aiop_cancels"  # gateway: workflow id -> CancelRequest; executors, distributor watch
 
 # Executors announce themselves on core NATS: liveness is worthless once stale, so
 # heartbeats are never stored.

@@ -5,7 +5,7 @@ streams and KV buckets."""
 from aiop.servicekit.bus import EventBus, UndeclaredEvent
 from aiop.servicekit.consumer import Delivery, Outcomes
 from aiop.servicekit.delivery import DeliveryPolicy, Permanent
-from aiop.servicekit.kv import open_bucket
+from aiop.servicekit.kv import KeyMirror, open_bucket
 from aiop.servicekit.service import Service
 from aiop.servicekit.settings import ServiceSettings
 
@@ -13,6 +13,7 @@ __all__ = [
     "Delivery",
     "DeliveryPolicy",
     "EventBus",
+    "KeyMirror",
     "Outcomes",
     "Permanent",
     "Service",

@@ -1,13 +1,27 @@
-"""Opening a JetStream key-value bucket that another service may be creating too."""
+"""JetStream key-value buckets: opening one that another service may be creating too,
+and mirroring one in memory."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
 
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+log = logging.getLogger("aiop.servicekit.kv")
 
 
 async def open_bucket(
-    js: JetStreamContext, bucket: str, *, replicas: int = 1, history: int = 1
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    replicas: int = 1,
+    history: int = 1,
+    ttl_s: float | None = None,
 ) -> KeyValue:
     """The bucket, created on file storage if missing.
 
@@ -19,9 +33,67 @@ async def open_bucket(
     except nats.js.errors.BucketNotFoundError:
         pass
     config = KeyValueConfig(
-        bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas
+        bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas, ttl=ttl_s
     )
     try:
         return await js.create_key_value(config)
     except nats.js.errors.BadRequestError:  # created meanwhile, with other settings
         return await js.key_value(bucket)
+
+
+LOAD_TIMEOUT_S = 10.0
+PutHandler = Callable[[str, bytes], None]
+
+
+class KeyMirror:
+    """A bucket's keys and values in memory: loaded when opened, then kept current by a
+    watch (an ordered consumer, which catches up by itself after a reconnect). Each value
+    written after the load is also handed to ``on_put``. Keys the bucket expires are
+    dropped here once older than ``ttl_s``."""
+
+    def __init__(self, kv: KeyValue, on_put: PutHandler | None = None, ttl_s: float = 0) -> None:
+        self._kv = kv
+        self._on_put = on_put
+        self._ttl_s = ttl_s
+        self._values: dict[str, tuple[bytes, float]] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        self._watcher = await self._kv.watchall()
+        while (entry := await self._watcher.updates(LOAD_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
+            self._keep(entry)
+        self._task = asyncio.create_task(self._follow(self._watcher))
+
+    def get(self, key: str) -> bytes | None:
+        held = self._values.get(key)
+        return held[0] if held else None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await self._watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        async for entry in watcher:
+            if entry is not None and self._keep(entry) and self._on_put is not None:
+                try:
+                    self._on_put(entry.key, entry.value or b"")
+                except Exception:  # one bad value must not end the watch
+                    log.exception("handling %s in bucket %s failed", entry.key, entry.bucket)
+
+    def _keep(self, entry: KeyValue.Entry) -> bool:
+        """Take ``entry`` in; True when it put a value (not a delete)."""
+        if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+            self._values.pop(entry.key, None)
+            return False
+        self._values[entry.key] = (entry.value, time.monotonic())
+        if self._ttl_s:
+            cutoff = time.monotonic() - self._ttl_s
+            for key in [k for k, (_, at) in self._values.items() if at < cutoff]:
+                del self._values[key]
+        return True

@@ -15,13 +15,14 @@ from aiop.contracts import (
     StepRetrying,
     StepSkipped,
     StepStarted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowRequested,
     WorkflowStarted,
     check_token,
 )
-from aiop.contracts.subjects import KV_CLAIMS
+from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS
 from aiop.dagger_executor.adapters.isolation import choose
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.selection import select_runner
@@ -57,9 +58,11 @@ def build(settings: ExecutorSettings) -> Service:
 
     svc.publishes(
         WorkflowStarted, StepStarted, StepOutputAppended, StepCompleted, StepFailed,
-        StepRetrying, StepSkipped, WorkflowCompleted, WorkflowFailed, ExecutorHeartbeat,
+        StepRetrying, StepSkipped, WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
+        ExecutorHeartbeat,
     )  # fmt: skip
     svc.uses_bucket(KV_CLAIMS)  # claiming an attempt is creating its key
+    svc.uses_bucket(KV_CANCELS)  # watched: cancel requests for the runs it holds
     # Every executor of the pool shares one durable, so each request goes to one of them;
     # max_ack_pending at the slot count keeps one executor from hoarding requests.
     policy = DeliveryPolicy(max_deliver=30, ack_wait_s=30.0, max_ack_pending=settings.slots,

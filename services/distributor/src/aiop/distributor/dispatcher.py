@@ -20,18 +20,27 @@ from nats.js import JetStreamContext
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
-from aiop.contracts import ExecutorHeartbeat, WorkflowQueued, WorkflowRequested, WorkflowSpec
+from aiop.contracts import (
+    ExecutorHeartbeat,
+    WorkflowCancelled,
+    WorkflowQueued,
+    WorkflowRequested,
+    WorkflowSpec,
+)
+from aiop.contracts.cancels import CANCEL_TTL_S, CancelRequest, decode_cancel
+from aiop.contracts.subjects import KV_CANCELS
 from aiop.distributor.adapters.kv import ClaimFeed, DispatchStore
 from aiop.distributor.domain.dispatch import (
     Claim,
     DispatchState,
     Queue,
     Send,
+    cancel_step,
     claimant_dead,
     next_action,
 )
 from aiop.distributor.domain.registry import Registry
-from aiop.servicekit import EventBus
+from aiop.servicekit import EventBus, KeyMirror, open_bucket
 
 log = logging.getLogger("aiop.distributor")
 
@@ -68,6 +77,9 @@ class Distributor:
         self.store = await DispatchStore.open(js, self.replicas)
         self.table = await self.store.load_all()
         self.feed = await ClaimFeed.open(js, self.replicas)
+        cancels = await open_bucket(js, KV_CANCELS, replicas=self.replicas, ttl_s=CANCEL_TTL_S)
+        self.cancels = KeyMirror(cancels, lambda *_: self._wake.set(), CANCEL_TTL_S)
+        await self.cancels.open()
         for workflow_id, attempt, executor_id in await self.feed.initial():
             self._on_claim(workflow_id, attempt, executor_id)
         # A request may have been lost between its KV write and its publish; executors
@@ -95,6 +107,8 @@ class Distributor:
                 await task
         if hasattr(self, "feed"):
             await self.feed.stop()
+        if hasattr(self, "cancels"):
+            await self.cancels.close()
 
     # -- inputs ---------------------------------------------------------------
 
@@ -107,6 +121,10 @@ class Distributor:
         async with self._lock:
             if workflow_id in self.table:
                 return  # redelivery: the stored state is newer than this event
+            if (cancel := self._cancel_request(workflow_id)) is not None:
+                await self._publish_cancelled(workflow_id, 1, cancel)
+                await self.store.finish(workflow_id)  # a redelivery then finds it finished
+                return
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             fresh = DispatchState(spec=spec, trace=carrier)
@@ -131,11 +149,14 @@ class Distributor:
     async def finished(self, workflow_id: str) -> None:
         await self._loaded.wait()
         async with self._lock:
-            await self.store.finish(workflow_id)
-            self.table.pop(workflow_id, None)
-            self._unpublished.discard(workflow_id)
-            for key in [k for k in self.claims if k[0] == workflow_id]:
-                del self.claims[key]
+            await self._drop(workflow_id)
+
+    async def _drop(self, workflow_id: str) -> None:
+        await self.store.finish(workflow_id)
+        self.table.pop(workflow_id, None)
+        self._unpublished.discard(workflow_id)
+        for key in [k for k in self.claims if k[0] == workflow_id]:
+            del self.claims[key]
 
     def _on_claim(self, workflow_id: str, attempt: int, executor_id: str | None) -> None:
         if executor_id is None:
@@ -191,12 +212,38 @@ class Distributor:
                     continue
                 claim = self.claims.get((workflow_id, d.attempt))
                 dead = claimant_dead(claim, self.registry, now, grace)
+                if (cancel := self._cancel_request(workflow_id)) is not None:
+                    await self._cancel(workflow_id, d, cancel, claim, dead and settled)
+                    continue
                 action = next_action(d, live, dead, settled)
                 if isinstance(action, Send):
                     await self._send(workflow_id, d, action)
                 elif isinstance(action, Queue):
                     await self._queue(workflow_id, d, action)
         self._forget(now)
+
+    def _cancel_request(self, workflow_id: str) -> CancelRequest | None:
+        raw = self.cancels.get(workflow_id)
+        return decode_cancel(raw) if raw else None
+
+    async def _cancel(
+        self, workflow_id: str, d: DispatchState, cancel: CancelRequest, claim: Claim | None,
+        dead: bool,
+    ) -> None:  # fmt: skip
+        step = cancel_step(d, claim, dead)
+        if step == "wait" or (step == "claim" and not await self.feed.take(workflow_id, d.attempt)):
+            return  # an executor holds it: it stops the run and says so
+        with _in_trace(d):
+            await self._publish_cancelled(workflow_id, d.attempt, cancel)
+        await self._drop(workflow_id)
+
+    async def _publish_cancelled(
+        self, workflow_id: str, attempt: int, cancel: CancelRequest
+    ) -> None:
+        await self.bus.publish(WorkflowCancelled(
+            event_id=f"cancelled-{workflow_id}-a{attempt}", workflow_id=workflow_id,
+            attempt=attempt, reason=cancel.describe(), cancelled_by=cancel.principal,
+        ))  # fmt: skip
 
     async def _send(self, workflow_id: str, d: DispatchState, action: Send) -> None:
         if d.state == "dispatched":

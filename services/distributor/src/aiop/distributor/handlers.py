@@ -1,7 +1,13 @@
 """Thin handlers: decoded event -> Distributor. Every effect is state written, not
 counted, so a redelivered event changes nothing."""
 
-from aiop.contracts import ExecutorHeartbeat, WorkflowAccepted, WorkflowCompleted, WorkflowFailed
+from aiop.contracts import (
+    ExecutorHeartbeat,
+    WorkflowAccepted,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
 from aiop.distributor.dispatcher import Distributor
 
 
@@ -15,5 +21,5 @@ class Handlers:
     async def accepted(self, event: WorkflowAccepted) -> None:
         await self.distributor.accepted(event.workflow_id, event.spec)
 
-    async def finished(self, event: WorkflowCompleted | WorkflowFailed) -> None:
+    async def finished(self, event: WorkflowCompleted | WorkflowFailed | WorkflowCancelled) -> None:
         await self.distributor.finished(event.workflow_id)

@@ -5,12 +5,13 @@ import asyncio
 from aiop.contracts.events import (
     ExecutorHeartbeat,
     WorkflowAccepted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowQueued,
     WorkflowRequested,
 )
-from aiop.contracts.subjects import KV_CLAIMS, KV_DISPATCH
+from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS, KV_DISPATCH
 from aiop.distributor.dispatcher import Distributor
 from aiop.distributor.handlers import Handlers
 from aiop.servicekit import DeliveryPolicy, Service, ServiceSettings
@@ -33,13 +34,16 @@ def build(settings: DistributorSettings) -> Service:
         settings.stream_replicas,
     )  # fmt: skip
     on = Handlers(distributor)
-    svc.publishes(WorkflowRequested, WorkflowQueued)
-    svc.uses_bucket(KV_DISPATCH, KV_CLAIMS)  # its dispatch state; the executors' claims
+    svc.publishes(WorkflowRequested, WorkflowQueued, WorkflowCancelled)
+    # Its dispatch state; the executors' claims; cancel requests (watched).
+    svc.uses_bucket(KV_DISPATCH, KV_CLAIMS, KV_CANCELS)
     svc.consume(WorkflowAccepted, on.accepted, durable="distributor-accepted",
                 policy=POLICY, workers=WORKERS)  # fmt: skip
     svc.consume(WorkflowCompleted, on.finished, durable="distributor-completed",
                 policy=POLICY, workers=WORKERS)  # fmt: skip
     svc.consume(WorkflowFailed, on.finished, durable="distributor-failed",
+                policy=POLICY, workers=WORKERS)  # fmt: skip
+    svc.consume(WorkflowCancelled, on.finished, durable="distributor-cancelled",
                 policy=POLICY, workers=WORKERS)  # fmt: skip
     svc.listen(ExecutorHeartbeat, on.heartbeat)  # core NATS: stale liveness is worthless
     svc.on_start(lambda: distributor.start(svc.js))  # the dispatch table, before any event

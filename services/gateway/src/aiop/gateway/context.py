@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from nats.js.kv import KeyValue
 
 from aiop.contracts.endpoints import JWKS
 from aiop.gateway.adapters.ratelimits import RateLimits
@@ -29,6 +30,7 @@ class Gateway:
     recent: RecentSubmissions = field(default_factory=RecentSubmissions)
     grants: Grants = field(default_factory=Grants)
     finished: FinishedWorkflows = field(default_factory=FinishedWorkflows)
+    cancels: KeyValue | None = None  # KV aiop_cancels, opened when the bus side starts
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))

@@ -8,6 +8,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import AliasChoices, Field
 from starlette.types import ASGIApp
 
+from aiop.contracts.cancels import CANCEL_TTL_S
 from aiop.contracts.endpoints import (
     AUTHORIZE,
     GET_REPORT,
@@ -19,13 +20,14 @@ from aiop.contracts.endpoints import (
     REVOKE_KEY,
 )
 from aiop.contracts.events import WorkflowSubmitted
+from aiop.contracts.subjects import KV_CANCELS
 from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.gateway.guards import Guards
-from aiop.servicekit import Service, ServiceSettings
+from aiop.servicekit import Service, ServiceSettings, open_bucket
 
 
 class GatewaySettings(ServiceSettings):
@@ -47,12 +49,21 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.publishes(WorkflowSubmitted)
     svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, GET_REPORT)
     svc.asks(LIST_KEYS, ISSUE_KEY, REVOKE_KEY)
+    svc.uses_bucket(KV_CANCELS)  # a cancel request is a key there
     limits = RateLimits(
         settings.rate_limit_per_principal,
         settings.rate_limit_per_address,
         settings.rate_limit_token_requests,
     )
-    return svc, http_app(Gateway(svc, settings.max_body_bytes, limits))
+    gw = Gateway(svc, settings.max_body_bytes, limits)
+
+    async def open_cancels() -> None:
+        gw.cancels = await open_bucket(
+            svc.js, KV_CANCELS, replicas=settings.stream_replicas, ttl_s=CANCEL_TTL_S
+        )
+
+    svc.on_start(open_cancels)
+    return svc, http_app(gw)
 
 
 def http_app(gw: Gateway) -> ASGIApp:

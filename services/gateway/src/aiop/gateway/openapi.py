@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from aiop.contracts.queries import (
     ApiKeyList,
     ApiKeyView,
+    CancelReply,
     IssuedKey,
     TokenReply,
     TokenRequest,
@@ -148,6 +149,7 @@ def schemas() -> dict[str, Any]:
             ApiKeyList,
             ApiKeyView,
             IssuedKey,
+            CancelReply,
         ],
         ref_template=REF,
     )

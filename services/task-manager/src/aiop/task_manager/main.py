@@ -14,7 +14,8 @@ POLICY = DeliveryPolicy(max_ack_pending=1024)
 # in stream order and they share its transaction.
 FOLDED: list[type[ev.WorkflowEvent]] = [
     ev.WorkflowQueued, ev.WorkflowRequested, ev.WorkflowStarted, ev.WorkflowCompleted,
-    ev.WorkflowFailed, ev.StepStarted, ev.StepCompleted, ev.StepFailed, ev.StepRetrying, ev.StepSkipped,
+    ev.WorkflowFailed, ev.WorkflowCancelled, ev.StepStarted, ev.StepCompleted, ev.StepFailed,
+    ev.StepRetrying, ev.StepSkipped,
 ]  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from aiop.servicekit import open_bucket
 log = logging.getLogger("aiop.distributor.kv")
 
 INITIAL_LOAD_TIMEOUT = 10.0
+CANCELLED_CLAIM = "cancelled"  # the holder of an attempt claimed so that it never runs
 _decode = msgspec.json.Decoder(DispatchState).decode
 
 
@@ -69,13 +70,23 @@ class DispatchStore:
 class ClaimFeed:
     """KV aiop_claims as a stream of (workflow id, attempt, executor id or None if removed)."""
 
-    def __init__(self, watcher: KeyValue.KeyWatcher) -> None:
+    def __init__(self, kv: KeyValue, watcher: KeyValue.KeyWatcher) -> None:
+        self.kv = kv
         self.watcher = watcher
 
     @classmethod
     async def open(cls, js: JetStreamContext, replicas: int = 1) -> "ClaimFeed":
         kv = await open_bucket(js, KV_CLAIMS, replicas=replicas)
-        return cls(await kv.watchall())
+        return cls(kv, await kv.watchall())
+
+    async def take(self, workflow_id: str, attempt: int) -> bool:
+        """Claim an attempt for no executor (a cancelled workflow's): True when no one
+        had it, so that no executor ever will."""
+        try:
+            await self.kv.create(f"{workflow_id}.a{attempt}", CANCELLED_CLAIM.encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        return True
 
     async def initial(self) -> list[tuple[str, int, str | None]]:
         """The claims that exist now (the watcher marks their end with None)."""

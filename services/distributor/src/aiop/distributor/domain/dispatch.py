@@ -104,6 +104,19 @@ def next_action(d: DispatchState, live: list[Executor], dead: bool, settled: boo
     return Queue(reason, attempt)
 
 
+CancelStep = Literal["now", "claim", "wait"]
+
+
+def cancel_step(d: DispatchState, claim: Claim | None, dead: bool) -> CancelStep:
+    """What a cancel request does to a workflow still held here: end it ``now`` when no
+    executor runs it (not sent, or its executor is gone), first ``claim`` its attempt
+    when the request is out but unclaimed, so that no executor can start it, and
+    otherwise ``wait``: the executor that holds it stops it and says so."""
+    if d.state == "pending" or dead:
+        return "now"
+    return "claim" if claim is None else "wait"
+
+
 def parse_claim_key(key: str) -> tuple[str, int] | None:
     """``<workflow id>.a<attempt>`` -> (workflow id, attempt); None for any other key."""
     workflow_id, _, suffix = key.rpartition(".a")

@@ -1,21 +1,25 @@
-"""POST /v1/workflows and GET /v1/workflows/{id}[/report]."""
+"""POST /v1/workflows, GET /v1/workflows/{id}[/report], POST /v1/workflows/{id}/cancel."""
 
 import asyncio
 from typing import Annotated
 
 import msgspec
+import nats.js.errors
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from aiop.contracts.cancels import CancelRequest
 from aiop.contracts.endpoints import AUTHORIZE, GET_REPORT, GET_WORKFLOW
-from aiop.contracts.events import WorkflowSubmitted
+from aiop.contracts.events import WorkflowSubmitted, now
 from aiop.contracts.queries import (
     AuthorizeReply,
     AuthorizeRequest,
+    CancelReply,
     WorkflowQuery,
     WorkflowReport,
     WorkflowView,
 )
+from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
 from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.gateway.adapters.tokens import Claims
@@ -54,7 +58,7 @@ def router(gw: Gateway) -> APIRouter:
     )  # fmt: skip
     async def submit(request: Request, caller: Caller) -> Response:
         spec = await _read_spec(gw, request)
-        await _authorize_submit(gw, caller.sub, spec.project)
+        await _allow(gw, caller.sub, spec.project, "workflow:submit")
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise Problem(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
@@ -120,7 +124,71 @@ def router(gw: Gateway) -> APIRouter:
             raise _not_found(workflow_id)  # as for its status: not even named
         return Response(body, media_type=JSON)
 
+    @api.post(
+        "/{workflow_id}/cancel", status_code=202,
+        responses={
+            202: json_reply("CancelReply", "Cancel requested: running steps are stopped,"
+                            " steps not started never start, the workflow ends cancelled"),
+            200: json_reply("CancelReply", "The workflow had already ended: nothing changed"),
+            **problems(400, 401, 403, 404, 429, 431, 502, 503),
+        },
+        openapi_extra=BEARER,
+    )  # fmt: skip
+    async def cancel(workflow_id: str, caller: Caller) -> Response:
+        return await _cancel(gw, _checked(workflow_id), caller)
+
     return api
+
+
+async def _cancel(gw: Gateway, workflow_id: str, caller: Claims) -> Response:
+    view = await _current_view(gw, workflow_id)
+    if view is None or view.project not in caller.projects:
+        raise _not_found(workflow_id)
+    url = f"/v1/workflows/{workflow_id}"
+    if view.state in TERMINAL_WORKFLOW_STATES:
+        detail = f"the workflow already ended {view.state}; nothing to cancel"
+        reply = CancelReply(workflow_id=workflow_id, state=view.state, detail=detail,
+                            status_url=url)  # fmt: skip
+        return Response(msgspec.json.encode(reply), 200, media_type=JSON)
+    await _allow(gw, caller.sub, view.project, "workflow:cancel")
+    request = CancelRequest(principal=caller.sub, requested_at=now())
+    detail = (
+        "cancel requested"
+        if await _ask_cancel(gw, workflow_id, request)
+        else ("cancel already requested")
+    )
+    reply = CancelReply(
+        workflow_id=workflow_id, state=view.state, status_url=url,
+        detail=f"{detail}: running steps are stopped and the workflow ends cancelled",
+    )  # fmt: skip
+    return Response(msgspec.json.encode(reply), 202, {"Location": url}, media_type=JSON)
+
+
+async def _current_view(gw: Gateway, workflow_id: str) -> WorkflowView | None:
+    """The workflow as last known: finished here, from task-manager, or just accepted."""
+    if (finished := gw.finished.get(workflow_id)) is not None:
+        return _view.decode(finished[1])
+    try:
+        reply: bytes | BaseException = await gw.svc.ask(
+            GET_WORKFLOW, WorkflowQuery(workflow_id=workflow_id)
+        )
+    except QueryFailed as exc:
+        reply = exc
+    return _resolve_view(gw, workflow_id, reply)
+
+
+async def _ask_cancel(gw: Gateway, workflow_id: str, request: CancelRequest) -> bool:
+    """Create the workflow's cancel request; False when one exists already (the first
+    one stands: a second cancel changes nothing)."""
+    if gw.cancels is None:
+        raise Problem(503, "the gateway is not connected to the bus yet", kind="unavailable")
+    try:
+        await gw.cancels.create(workflow_id, msgspec.json.encode(request))
+    except nats.js.errors.KeyWrongLastSequenceError:
+        return False
+    except Exception as exc:
+        raise Problem(503, f"cannot record the cancel: {exc!r}", kind="unavailable") from exc
+    return True
 
 
 async def _read_spec(gw: Gateway, request: Request) -> WorkflowSpec:
@@ -179,8 +247,8 @@ def _resolve_view(
     return _view.decode(reply)
 
 
-async def _authorize_submit(gw: Gateway, principal: str, project: str) -> None:
-    ask = AuthorizeRequest(principal=principal, project=project, action="workflow:submit")
+async def _allow(gw: Gateway, principal: str, project: str, action: str) -> None:
+    ask = AuthorizeRequest(principal=principal, project=project, action=action)
     key = (principal, project, ask.action)
     if gw.grants.allows(key):
         return

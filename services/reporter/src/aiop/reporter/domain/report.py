@@ -93,6 +93,11 @@ def _fold_workflow(state: ReportState, event: ev.Event) -> ReportState:
         case ev.WorkflowFailed(attempt=attempt, executor_id=executor, reason=reason):
             state = _with_executor(state, executor, attempt)
             return _with_reason(_move_outcome(state, "failed", attempt, at), "failed", reason)
+        case ev.WorkflowCancelled(attempt=attempt, executor_id=executor, reason=reason):
+            if executor is not None:
+                state = _with_executor(state, executor, attempt)
+            state = _move_outcome(state, "cancelled", attempt, at)
+            return _with_reason(state, "cancelled", reason)
     return state  # requested, and anything newer: not part of the summary
 
 

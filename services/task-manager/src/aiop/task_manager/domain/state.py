@@ -18,6 +18,7 @@ from aiop.contracts.events import (
     StepRetrying,
     StepSkipped,
     StepStarted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowQueued,
@@ -132,6 +133,8 @@ def fold(wf: Workflow, event: Event) -> Outcome:
             return _finish(wf, event, "succeeded", None)
         case WorkflowFailed():
             return _finish(wf, event, "failed", event.reason)
+        case WorkflowCancelled():
+            return _finish(wf, event, "cancelled", event.reason)
         case StepEvent():
             return _fold_step(wf, event)
     return Illegal(f"task-manager does not fold {event.TYPE}")
@@ -159,9 +162,10 @@ def _advance(wf: Workflow, attempt: int, stage: str, **changes: object) -> Outco
     return Applied(replace(base, **changes))  # type: ignore[arg-type]
 
 
-def _finish(
-    wf: Workflow, event: WorkflowCompleted | WorkflowFailed, state: str, reason: str | None
-) -> Outcome:
+Ending = WorkflowCompleted | WorkflowFailed | WorkflowCancelled
+
+
+def _finish(wf: Workflow, event: Ending, state: str, reason: str | None) -> Outcome:
     # Any attempt may finish the workflow (a slow executor of an older attempt may
     # still deliver its result); only the first result counts.
     if wf.state in TERMINAL_WORKFLOW_STATES:
@@ -169,13 +173,13 @@ def _finish(
     base = _new_attempt(wf, event.attempt) if event.attempt > wf.attempt else wf
     done = replace(
         base, state=state, attempt=event.attempt, reason=reason,
-        executor_id=event.executor_id, finished_at=event.occurred_at,
+        executor_id=event.executor_id or base.executor_id, finished_at=event.occurred_at,
         steps=tuple(_close_out(s, event) for s in base.steps),
     )  # fmt: skip
     return Applied(done)
 
 
-def _close_out(step: Step, event: WorkflowCompleted | WorkflowFailed) -> Step:
+def _close_out(step: Step, event: Ending) -> Step:
     """``step`` as the end of its workflow leaves it. An executor that fails outside any
     step (or is cancelled) sends no more step events, so a step still pending or running
     would read so forever; it is closed now, and marked so that its real end still wins."""
@@ -186,6 +190,10 @@ def _close_out(step: Step, event: WorkflowCompleted | WorkflowFailed) -> Step:
     )
     if isinstance(event, WorkflowCompleted):
         return replace(closed, state="succeeded")  # completed: every step succeeded
+    if isinstance(event, WorkflowCancelled):
+        if step.state == "pending":
+            return replace(closed, state="skipped", error=f"never started: {event.reason}")
+        return replace(closed, state="cancelled", error=f"stopped: {event.reason}")
     if step.state == "pending":
         return replace(
             closed, state="skipped",
