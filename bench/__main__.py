@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiop.cli.up import step_isolation
 from aiop.devstack import NatsServer
-from bench import bus, cpu, gateway, latency, machine, raw, sustained
+from bench import bus, cpu, gateway, latency, machine, raw, steps, sustained
 from bench import platform as stack
 from bench.report import table
 
@@ -45,6 +45,8 @@ def main() -> None:
             results["raw"] = asyncio.run(raw.measure(server.url, seconds))
             print("bus layer hop...", flush=True)
             results["bus"] = asyncio.run(bus.measure(server.url, seconds))
+            print("executor per step and cache hits...", flush=True)
+            results["steps"] = asyncio.run(steps.measure(server.url, 20 if quick else 200))
         finally:
             server.stop()
     print("aiop up...", flush=True)

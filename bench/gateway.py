@@ -155,7 +155,7 @@ def main() -> None:
     try:
         reply = httpx.post(
             f"{platform.gateway_url}/v1/workflows",
-            json={"name": "noop", "steps": [{"name": "noop", "run": ["true"]}]},
+            json={"name": "noop", "steps": [{"name": "noop", "run": ["true"], "cache": False}]},
             headers=platform.headers(),
             timeout=30,
         )

@@ -38,7 +38,7 @@ from aiop.servicekit.delivery import DeliveryPolicy
 from bench.stats import summary
 
 STREAM = "BENCH"
-NOOP = WorkflowSpec(name="noop", steps=[StepSpec(name="noop", run=["true"])])
+NOOP = WorkflowSpec(name="noop", steps=[StepSpec(name="noop", run=["true"], cache=False)])
 WINDOW = 256  # publishes in flight for the pipelined figures
 BATCH = 64  # the fetch size of AIOP's batch consumers, and the hop's workers
 

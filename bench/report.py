@@ -67,6 +67,16 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 _n(dig(held, "submit_to_completed_ms.p99"), 1), "", "", "< 100"))  # fmt: skip
     out.append(("  CPU per workflow, all services, ms",
                 _n(dig(r, "sustained.cpu_ms_per_workflow.total"), 1), "", "", ""))  # fmt: skip
+    bare, step = dig(r, "steps.bare_spawn_ms.p50"), dig(r, "steps.local_step_ms.p50")
+    out.append(("local runner per step p50, ms (vs bare spawn)", _n(step, 2), _n(bare, 2),
+                _ratio(step, bare), "<= 1.5x"))  # fmt: skip
+    plain = dig(r, "steps.local_step_unisolated_ms.p50")
+    out.append(("  the same, steps not isolated, ms", _n(plain, 2), _n(bare, 2),
+                _ratio(plain, bare), "<= 1.5x"))  # fmt: skip
+    for label, key in (("", "cache_hit_ms"), (" with outputs", "cache_hit_with_outputs_ms")):
+        hit = dig(r, f"steps.{key}.p50")
+        out.append((f"cache hit{label} p50, ms (vs running it)", _n(hit, 2), _n(step, 2),
+                    _ratio(hit, step), "<= 5 ms"))  # fmt: skip
     ours, base = (
         dig(r, "gateway.gateway.req_per_s"),
         dig(r, "gateway.starlette.req_per_s"),

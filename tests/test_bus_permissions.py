@@ -13,7 +13,9 @@ from nats.aio.client import Client
 from aiop.cli.identities import ADMIN, EXTERNAL, OPERATOR, Identity, authorization
 from aiop.cli.services import all_services
 from aiop.contracts.events import EVENT_TYPES
+from aiop.contracts.subjects import KV_SECRETS
 from aiop.devstack import NatsServer, until
+from aiop.servicekit import open_bucket
 from aiop.servicekit.permissions import inbox_prefix
 from aiop.servicekit.streams import ensure_streams
 from aiop.servicekit.traffic import Action
@@ -149,3 +151,27 @@ async def test_identities_are_kept_private(bus: Bus) -> None:
         assert identity.seed_file.read_bytes().startswith(b"SU")  # a user seed
     folder = next(iter(bus.identities.values())).seed_file.parent
     assert folder.stat().st_mode & 0o777 == 0o700
+
+
+async def test_only_the_gateway_and_executors_reach_the_secrets(bus: Bus) -> None:
+    """The sealed values are not for anyone else, even sealed (docs/security.md, "Secrets")."""
+    stream = f"KV_{KV_SECRETS}"
+    kv = await open_bucket(bus.admin.jetstream(), KV_SECRETS)
+    await kv.put("default.API_TOKEN", b"sealed")
+    for name in ("gateway", "dagger-executor"):
+        nc, _ = await bus.connect(name)
+        theirs = await nc.jetstream().key_value(KV_SECRETS)
+        assert (await theirs.get("default.API_TOKEN")).value == b"sealed", name
+    for name in ("reporter", "distributor", "task-manager", "auth", OPERATOR, EXTERNAL):
+        nc, errors = await bus.connect(name)
+        subjects = [
+            f"$JS.API.STREAM.MSG.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}.$KV.{KV_SECRETS}.default.API_TOKEN",
+            f"$KV.{KV_SECRETS}.default.API_TOKEN",
+        ]
+        for subject in subjects:
+            await nc.publish(subject, b"{}")
+        await nc.flush()
+        for subject in subjects:
+            await until(refused(errors, "publish", subject), 5, f"{name}: {subject} refused")
+    assert (await kv.get("default.API_TOKEN")).value == b"sealed"

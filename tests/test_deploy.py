@@ -69,6 +69,34 @@ def test_every_compose_service_reads_the_bus_as_itself_over_tls(bus: Path) -> No
         assert env["AIOP_NATS_CA_FILE"].endswith("ca.pem"), name
 
 
+def test_only_executors_get_the_key_that_opens_secrets(bus: Path) -> None:
+    """docs/security.md, "Secrets": the gateway seals with the public key only."""
+    private = bus / "secrets-key.pem"
+    assert private.stat().st_mode & 0o777 == 0o600
+    kept = private.read_bytes()
+    write_bus_config(bus, ["localhost"], owner=None)
+    assert private.read_bytes() == kept  # a new pair would orphan every stored secret
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name, service in compose.items():
+        env = service.get("environment", {})
+        assert ("AIOP_SECRETS_KEY_FILE" in env) == (name == "dagger-executor"), name
+    assert compose["dagger-executor"]["environment"]["AIOP_SECRETS_KEY_FILE"].endswith(
+        "/secrets-key.pem"
+    )
+    gateway = compose["gateway"]
+    assert gateway["environment"]["AIOP_SECRETS_PUBLIC_KEY_FILE"].endswith("/secrets-public.pem")
+    assert not any("secrets-key" in v or v.startswith("./deploy/bus:") for v in gateway["volumes"])
+    mounted: dict[str, set[str]] = {}
+    for path in (REPO / "deploy" / "k8s").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            pod = (doc.get("spec", {}).get("template") or {}).get("spec", {})
+            for volume in pod.get("volumes", []):
+                items = volume.get("secret", {}).get("items", [])
+                mounted.setdefault(doc["metadata"]["name"], set()).update(i["key"] for i in items)
+    assert {n for n, keys in mounted.items() if "secrets-key.pem" in keys} == {"dagger-executor"}
+    assert "secrets-public.pem" in mounted["gateway"]
+
+
 @pytest.mark.integration
 async def test_a_service_reaches_a_tls_bus_with_its_identity(tmp_path: Path, bus: Path) -> None:
     auth = json.loads((bus / "auth.conf").read_text().removeprefix("authorization: "))

@@ -53,7 +53,7 @@ class Document:
             "x-registration": str(t.action),
             "tags": [{"name": t.service}],
         }
-        if t.action in (Action.CONSUME, Action.LISTEN):
+        if t.action in (Action.CONSUME, Action.LISTEN, Action.FOLLOW):
             op["x-filter"] = t.subject
         for key, value in (("x-durable", t.durable), ("x-queue", t.queue)):
             if value:
@@ -130,7 +130,7 @@ def operation_id(t: Traffic) -> str:
 
 
 # Key-value buckets and reads by sequence are storage, not messages on a channel.
-STORAGE = {Action.BUCKET, Action.READ}
+STORAGE = {Action.BUCKET, Action.OBJECTS, Action.READ}
 
 
 def asyncapi(traffic: list[Traffic]) -> dict[str, Any]:

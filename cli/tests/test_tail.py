@@ -16,6 +16,7 @@ from aiop.contracts.envelope import encode_event
 from aiop.contracts.events import (
     DeadLetterRecorded,
     Event,
+    ExecutorCircuitChanged,
     StepCompleted,
     StepFailed,
     StepStarted,
@@ -152,3 +153,22 @@ async def test_since_replays_from_then_and_survives_a_server_restart(
     assert await asyncio.wait_for(following, WAIT * 3) == 1 + len(rest)
     subjects = [json.loads(lines.get_nowait())["subject"] for _ in rest]
     assert subjects == [e.subject() for e in rest]
+
+
+async def test_an_executors_circuit_changes_are_stored_and_shown(
+    nats_url: str, js: JetStreamContext
+) -> None:
+    opened = ExecutorCircuitChanged(
+        executor_id="ex-1", pool="default", state="open", runner="local", failures=3,
+        reason="3 engine failures in a row, the last: connection refused", probe_in_s=30.0,
+    )  # fmt: skip
+    await publish(js, [opened, *run_of("wf-a")[:2]])
+
+    patterns = ["aiop.workflow.>", "aiop.step.>", "aiop.executor.circuit.>"]
+    lines = await tailed(nats_url, patterns, count=3, as_json=False)
+
+    assert lines[0].split()[1] == "executor.circuit"
+    assert lines[0].endswith(
+        "ex-1 (pool default): Dagger circuit open, steps run locally:"
+        " 3 engine failures in a row, the last: connection refused; probe in 30s"
+    )

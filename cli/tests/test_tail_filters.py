@@ -17,7 +17,7 @@ def test_one_consumer_per_stream_filters_on_all_its_patterns() -> None:
 
 def test_a_wide_pattern_is_cut_to_each_streams_subjects() -> None:
     assert streams_for([">"]) == {
-        "AIOP": ["aiop.step.>", "aiop.workflow.>"],
+        "AIOP": ["aiop.executor.circuit.>", "aiop.step.>", "aiop.workflow.>"],
         "AIOP_LOGS": ["aiop.output.>"],
         "AIOP_EXT": ["ext.>"],
         "AIOP_DLQ": ["aiop.dlq.>"],

@@ -1,6 +1,7 @@
 """Nothing lost, nothing twice: redelivery, poison messages and a killed service."""
 
 import asyncio
+import json
 import os
 import signal
 
@@ -77,23 +78,41 @@ def test_poison_message_is_dead_lettered_and_work_goes_on(platform: Platform) ->
     assert done.returncode == 0, done.stderr
 
 
-def test_killed_executor_is_restarted_and_the_workflow_finishes(platform: Platform) -> None:
+def test_killed_executor_is_restarted_and_resumes_the_workflow(platform: Platform) -> None:
     spec = {
         "name": "slow",
-        "steps": [{"name": "wait", "run": ["python3", "-c", "import time; time.sleep(3)"]}],
-    }
+        "steps": [
+            # Opted out of the cache: only the resume record keeps it from running again.
+            {"name": "first", "run": ["echo", "done once"], "cache": False},
+            {"name": "wait", "run": ["python3", "-c", "import time; time.sleep(3)"],
+             "needs": ["first"], "cache": False},
+        ],
+    }  # fmt: skip
     with platform.http() as http:
         workflow_id = http.post("/v1/workflows", json=spec).json()["workflow_id"]
-        until_sync(
-            lambda: http.get(f"/v1/workflows/{workflow_id}").json()["state"] == "running",
-            30, "the workflow running",
-        )  # fmt: skip
+
+        def waiting() -> bool:
+            steps = http.get(f"/v1/workflows/{workflow_id}").json()["steps"]
+            return [s["state"] for s in steps] == ["succeeded", "running"]
+
+        until_sync(waiting, 30, "the second step running")
     os.kill(platform.pid_of("dagger-executor"), signal.SIGKILL)
     platform.wait_for_output("[crash] dagger-executor killed by signal 9", 30)
     platform.wait_for_output("[restart] dagger-executor", 30)
     view = wait_terminal(platform, workflow_id, timeout=90)
     assert view["state"] == "succeeded"
     assert view["attempt"] >= 2
+    first = view["steps"][0]
+    assert first["state"] == "cached"  # resumed: its result came from attempt 1
+    tailed = platform.aiop("tail", "--workflow", workflow_id, "--all", "--idle", "1", "--json")
+    events = [json.loads(line) for line in tailed.stdout.splitlines()]
+    started = [e["event"]["step"] for e in events if e["type"] == "aiop.step.started.v1"]
+    assert started.count("first") == 1, "a step that had completed ran again"
+    resumed = [e["event"] for e in events if e["type"] == "aiop.step.cached.v1"]
+    # from_attempt 1 is the default, which the wire format leaves out.
+    assert {(e["step"], e["source"], e.get("from_attempt", 1)) for e in resumed} == {
+        ("first", "resumed", 1)
+    }
 
 
 def test_a_step_cannot_read_the_platforms_signing_key(platform: Platform) -> None:

@@ -1,9 +1,14 @@
 """A user's first hour, end to end: submit, watch, read status, tail and trace."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
 from aiop.devstack import until_sync
@@ -12,6 +17,17 @@ from tests.e2e.conftest import Platform
 pytestmark = pytest.mark.e2e
 
 SERVICES = {"gateway", "auth", "task-manager", "distributor", "dagger-executor", "reporter"}
+
+
+def uncached(platform: Platform, example: str) -> str:
+    """A copy of ``example`` whose steps opt out of the step cache: it runs every time,
+    whatever ran before in this platform."""
+    spec = yaml.safe_load((platform.root / example).read_text())
+    for step in spec["steps"]:
+        step["cache"] = False
+    path = platform.root / f"uncached-{Path(example).name}"
+    path.write_text(yaml.safe_dump(spec))
+    return path.name
 
 
 def wait_terminal(platform: Platform, workflow_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -25,13 +41,14 @@ def wait_terminal(platform: Platform, workflow_id: str, timeout: float = 60) -> 
 
 
 def test_cli_submit_wait_succeeds(platform: Platform) -> None:
-    done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
+    done = platform.aiop("submit", uncached(platform, "examples/hello.yaml"), "--wait", "--json")
     assert done.returncode == 0, done.stderr
     view = json.loads(done.stdout)
     assert view["state"] == "succeeded"
     assert [s["name"] for s in view["steps"]] == ["greet", "count", "environment", "done"]
     assert {s["state"] for s in view["steps"]} == {"succeeded"}
     assert all(s["exit_code"] == 0 and s["duration_s"] is not None for s in view["steps"])
+    assert {s["runner"] for s in view["steps"]} == {"local"}  # no Dagger engine here
 
     shown = platform.aiop("status", view["workflow_id"])
     assert shown.returncode == 0
@@ -79,7 +96,7 @@ def test_bad_input_is_a_problem_and_nothing_runs(platform: Platform) -> None:
 
 
 def test_tail_prints_a_workflows_events(platform: Platform) -> None:
-    done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
+    done = platform.aiop("submit", uncached(platform, "examples/hello.yaml"), "--wait", "--json")
     workflow_id = json.loads(done.stdout)["workflow_id"]
     tailed = platform.aiop("tail", "--workflow", workflow_id, "--all", "--idle", "1", "--json")
     assert tailed.returncode == 0, tailed.stderr
@@ -100,7 +117,7 @@ def test_tail_prints_a_workflows_events(platform: Platform) -> None:
 
 
 def test_trace_spans_all_six_services(platform: Platform) -> None:
-    done = platform.aiop("submit", "examples/hello.yaml", "--wait", "--json")
+    done = platform.aiop("submit", uncached(platform, "examples/hello.yaml"), "--wait", "--json")
     workflow_id = json.loads(done.stdout)["workflow_id"]
 
     # Spans are exported in batches every 200 ms: give the exporters a bounded moment.
@@ -181,3 +198,94 @@ def test_cancel_stops_a_running_workflow_and_a_queued_one(platform: Platform) ->
     unknown = platform.aiop("cancel", "no-such-workflow")
     assert unknown.returncode == 1
     assert "404" in unknown.stderr
+
+
+TICKER = {
+    "name": "ticker",
+    "steps": [
+        # Says "tick" and waits to be cancelled: whatever the follower shows came live.
+        {"name": "ticker", "run": ["sh", "-c", "echo tick; echo warn >&2; sleep 120"]},
+        {"name": "other", "run": ["sh", "-c", "echo from-other; sleep 120"]},
+    ],
+}
+
+
+def test_logs_follow_a_step_live_and_read_back_after_the_end(platform: Platform) -> None:
+    with platform.http() as http:
+        workflow_id = http.post("/v1/workflows", json=TICKER).json()["workflow_id"]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "aiop.cli", "logs", workflow_id, "--step", "ticker", "-f"],
+        cwd=platform.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AIOP_")},
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        first = follower.stdout.readline()  # blocks until the step's first line arrives
+        assert first == "ticker | tick\n"
+        assert wait_state(platform, workflow_id) == "running"  # seen live, not read back
+        assert platform.aiop("cancel", workflow_id).returncode == 0
+        follower.wait(timeout=30)
+        assert follower.stderr is not None
+        out, err = follower.stdout.read(), follower.stderr.read()  # read() takes what
+        # readline() buffered; communicate() would read past it
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    assert out == "ticker | warn\n"  # the rest of its output; "other" is filtered out
+    assert f"workflow {workflow_id} ended cancelled" in err
+
+    back = platform.aiop("logs", workflow_id, "--json")
+    entries = [json.loads(line) for line in back.stdout.splitlines()]
+    assert {(e["step"], e["text"]) for e in entries} >= {("ticker", "tick\n"),
+                                                        ("other", "from-other\n")}  # fmt: skip
+    with platform.http() as http:
+        first_seq = min(e["seq"] for e in entries)
+        later = http.get(f"/v1/workflows/{workflow_id}/logs", params={"after": first_seq})
+        assert later.status_code == 200, later.text
+        assert [e["seq"] for e in later.json()["entries"]] == sorted(
+            e["seq"] for e in entries if e["seq"] > first_seq
+        )
+        with http.stream("GET", f"/v1/workflows/{workflow_id}/logs",
+                         headers={"Accept": "text/event-stream",
+                                  "Last-Event-ID": str(first_seq)}) as sse:  # fmt: skip
+            body = sse.read().decode()
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        assert f"id: {first_seq}\n" not in body
+        assert body.endswith('event: end\ndata: {"state":"cancelled"}\n\n')
+        missing = http.get(f"/v1/workflows/{workflow_id}/logs", params={"step": "nope"})
+        assert missing.status_code == 404
+
+
+def wait_state(platform: Platform, workflow_id: str) -> str:
+    with platform.http() as http:
+        return str(http.get(f"/v1/workflows/{workflow_id}").json()["state"])
+
+
+def test_a_second_run_reuses_results_and_the_cache_is_managed(platform: Platform) -> None:
+    first = platform.aiop("submit", "examples/build.yaml", "--wait", "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    states = {s["name"]: s["state"] for s in json.loads(first.stdout)["steps"]}
+    assert states == {"compile": "succeeded", "test": "succeeded", "publish": "succeeded"}
+    second = platform.aiop("submit", "examples/build.yaml", "--wait", "--json")
+    view = json.loads(second.stdout)
+    states = {s["name"]: s["state"] for s in view["steps"]}
+    assert states == {"compile": "cached", "test": "cached", "publish": "succeeded"}
+    logs = platform.aiop("logs", view["workflow_id"], "--step", "publish")
+    assert "publishing passed" in logs.stdout  # test's outputs were restored for it
+
+    listed = json.loads(platform.aiop("cache", "ls", "--json").stdout)
+    mine = {e["step"]: e for e in listed["entries"] if e["step"] in ("compile", "test")}
+    assert set(mine) == {"compile", "test"}
+    assert mine["compile"]["outputs_size"] > 0
+    removed = platform.aiop("cache", "rm", mine["compile"]["key"])
+    assert removed.returncode == 0, removed.stderr
+    third = json.loads(platform.aiop("submit", "examples/build.yaml", "--wait", "--json").stdout)
+    states = {s["name"]: s["state"] for s in third["steps"]}
+    # compile runs again; its outputs are the same bytes, so test's key is unchanged.
+    assert states == {"compile": "succeeded", "test": "cached", "publish": "succeeded"}
+    pruned = json.loads(platform.aiop("cache", "prune", "--json").stdout)
+    assert pruned["removed_entries"] >= 2
+    assert json.loads(platform.aiop("cache", "ls", "--json").stdout)["entries"] == []
+    bad = platform.aiop("cache", "rm", "not-a-key")
+    assert bad.returncode == 2
+    assert "64 hexadecimal digits" in bad.stderr

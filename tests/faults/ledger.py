@@ -7,9 +7,11 @@ and its ``workflows`` table must agree with the stream.
 
 lost        no terminal event, no row, or task-manager does not show the outcome
 duplicated  more than one distinct terminal event, a step effect twice in one attempt,
-            or two different completions of one step in one attempt
+            two different completions of one step in one attempt, or a step run again
+            in a later attempt after it had completed (it must be resumed instead)
 wrong       ended, but not as its steps decide, without each step's effect in the
-            attempt that ended it, or with task-manager showing a step still unfinished
+            attempt that ended it or in the earlier one it was resumed from, or with
+            task-manager showing a step still unfinished
 retried     finished in a later attempt (a killed attempt may have left effects; that is
             at-least-once execution of an attempt that never completed, not a duplicate)
 refused     never accepted: the gateway kept refusing it past the load's give-up time
@@ -26,7 +28,13 @@ import asyncpg
 import httpx
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from aiop.contracts import DeadLetterRecorded, StepCompleted, WorkflowCompleted, WorkflowFailed
+from aiop.contracts import (
+    DeadLetterRecorded,
+    StepCached,
+    StepCompleted,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
 from aiop.contracts.envelope import UndecodableEvent, decode_event
 from aiop.contracts.states import FINAL_STEP_STATES, TERMINAL_WORKFLOW_STATES
 from aiop.contracts.subjects import STREAM_DLQ, STREAM_EVENTS
@@ -76,6 +84,9 @@ class Ledger:
     step_done: dict[tuple[str, str, int], set[str]] = field(
         default_factory=lambda: defaultdict(set)
     )  # (workflow, step, attempt) -> completion event ids
+    resumed: dict[tuple[str, str, int], int] = field(
+        default_factory=dict
+    )  # (workflow, step, attempt) -> the earlier attempt whose result it took
     next_seq: int = 1
     views: dict[str, str] = field(default_factory=dict)  # workflow id -> task-manager state
     # Views still not settled (a step pending or running) when we stopped asking.
@@ -94,6 +105,7 @@ class Ledger:
             "aiop.workflow.completed.v1": WorkflowCompleted,
             "aiop.workflow.failed.v1": WorkflowFailed,
             "aiop.step.completed.v1": StepCompleted,
+            "aiop.step.cached.v1": StepCached,
         }.get(".".join(parts[:4]))
         if kind is None:
             return
@@ -105,6 +117,9 @@ class Ledger:
         event_id = event.event_id
         if isinstance(event, StepCompleted):
             self.step_done[(event.workflow_id, event.step, event.attempt)].add(event_id)
+        elif isinstance(event, StepCached):
+            if event.source == "resumed":
+                self.resumed[(event.workflow_id, event.step, event.attempt)] = event.from_attempt
         else:
             state = "succeeded" if kind is WorkflowCompleted else "failed"
             self.terminal[event.workflow_id][event_id] = (state, event.attempt)
@@ -190,12 +205,33 @@ class Ledger:
         state, attempt = next(iter(ends.values()))
         if self.views.get(workflow_id) != state or self.rows.get(workflow_id) != state:
             return "lost"  # the stream says it ended, task-manager does not know it
-        steps = {s for (wf, s, a) in self.effects if wf == workflow_id and a == attempt}
+        if self._ran_again(workflow_id):
+            return "duplicated"
+        steps = {s for s in ("a", "b") if self._effect_behind(workflow_id, s, attempt)}
         if state != self.accepted[workflow_id] or steps != {"a", "b"}:
             return "wrong"
         if workflow_id in self.unsettled:
             return "wrong"  # ended, but task-manager still shows a step pending or running
         return state
+
+    def _effect_behind(self, workflow_id: str, step: str, attempt: int) -> bool:
+        """Whether ``step``'s result in ``attempt`` rests on an effect: its own, or that of
+        the attempt it was resumed from."""
+        while (workflow_id, step, attempt) not in self.effects:
+            earlier = self.resumed.get((workflow_id, step, attempt))
+            if earlier is None or earlier >= attempt:
+                return False
+            attempt = earlier
+        return True
+
+    def _ran_again(self, workflow_id: str) -> bool:
+        """A step with an effect in a later attempt than one in which it had completed."""
+        done = [(s, a) for (wf, s, a) in self.step_done if wf == workflow_id]
+        return any(
+            wf == workflow_id and s == step and a > completed
+            for (wf, s, a) in self.effects
+            for step, completed in done
+        )
 
     def counts(self) -> dict[str, int]:
         outcomes = Counter(self.outcome(wf) for wf in self.accepted)

@@ -32,8 +32,14 @@ def spec(n: int, effects: Path, fails: bool) -> dict[str, Any]:
     return {
         "name": f"load{n}",
         "steps": [
-            {"name": "a", "run": effect(effects, "a")},
-            {"name": "b", "run": effect(effects, "b", "exit 3" if fails else ""), "needs": ["a"]},
+            # Effects outside the platform: never reused from the step cache.
+            {"name": "a", "run": effect(effects, "a"), "cache": False},
+            {
+                "name": "b",
+                "run": effect(effects, "b", "exit 3" if fails else ""),
+                "needs": ["a"],
+                "cache": False,
+            },
         ],
     }
 

@@ -5,6 +5,7 @@ import pytest
 from aiop.contracts import (
     EVENT_TYPES,
     InvalidToken,
+    RetryPolicy,
     StepSpec,
     WorkflowRequested,
     WorkflowSpec,
@@ -101,3 +102,43 @@ def test_validate_spec_finds_self_need_and_no_steps() -> None:
         "needs itself" in p for p in validate_spec(spec(StepSpec(name="a", run=["x"], needs=["a"])))
     )
     assert any("at least one step" in p for p in validate_spec(spec()))
+
+
+def test_retry_policies_and_timeouts_are_checked() -> None:
+    def problems(**fields: object) -> list[str]:
+        return validate_spec(spec(StepSpec(name="a", run=["x"], **fields)))  # type: ignore[arg-type]
+
+    assert problems(retries=RetryPolicy(attempts=5, backoff=0.5, max_backoff=30, jitter=0.5)) == []
+    assert problems(retries=RetryPolicy(attempts=0)) == [
+        "step 'a' retries: attempts must be from 1 to 100, not 0"
+    ]
+    assert problems(retries=RetryPolicy(backoff=5, max_backoff=1)) == [
+        "step 'a' retries: max_backoff must be at least backoff (5), not 1"
+    ]
+    assert "jitter must be from 0 to 1" in problems(retries=RetryPolicy(jitter=1.5))[0]
+    assert "backoff must be 0 or more" in problems(retries=RetryPolicy(backoff=float("nan")))[0]
+    assert problems(timeout=float("inf")) == ["step 'a' has a timeout that is not positive"]
+
+
+def test_inputs_outputs_and_caches_stay_in_the_work_directory() -> None:
+    build = StepSpec(name="build", run=["make"], outputs=["dist/", "app.bin"],
+                     caches={"pip": "/root/.cache/pip", "ccache": ".ccache"})  # fmt: skip
+    use = StepSpec(name="use", run=["x"], needs=["build"], inputs={"build": "in"})
+    assert validate_spec(spec(build, use)) == []
+    bad = StepSpec(
+        name="bad", run=["x"], inputs={"build": "../up"}, outputs=["/etc/passwd"],
+        caches={"a b": "c", "ok": "../out"},
+    )  # fmt: skip
+    problems = validate_spec(spec(build, bad))
+    assert "step 'bad' takes inputs from 'build', which it does not need" in problems
+    assert (
+        "step 'bad' input path '../up' must be relative and stay in the work directory" in problems
+    )
+    assert (
+        "step 'bad' output path '/etc/passwd' must be relative and stay in the work directory"
+        in problems
+    )
+    assert "step 'bad' cache path '../out' must be relative and stay in the work directory" in (
+        problems
+    )
+    assert any("cache name 'a b'" in p for p in problems)

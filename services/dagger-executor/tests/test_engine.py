@@ -2,7 +2,14 @@
 
 import time
 
-from aiop.dagger_executor.adapters.engine import EngineCheck, detect_engine
+from aiop.dagger_executor.adapters.breaker import CircuitBreaker
+from aiop.dagger_executor.adapters.engine import (
+    EngineCheck,
+    RunnerChoice,
+    choose_runner,
+    detect_engine,
+)
+from aiop.dagger_executor.adapters.fallback import FallbackRunner
 from aiop.dagger_executor.adapters.selection import select_runner
 
 
@@ -37,3 +44,22 @@ def test_dagger_mode_without_engine_serves_locally(caplog) -> None:  # type: ign
 def test_auto_mode_uses_dagger_when_available() -> None:
     runner, _ = select_runner("auto", EngineCheck(True, "test"))
     assert runner.name == "dagger"
+
+
+def test_the_runner_choice_says_why() -> None:
+    assert choose_runner("local") == RunnerChoice("local", "AIOP_RUNNER=local")
+    found = choose_runner("auto", EngineCheck(True, "dagger CLI /bin/dagger"))
+    assert found.runner == "dagger"
+    assert found.reason.startswith("dagger CLI /bin/dagger")
+    missing = choose_runner("dagger", EngineCheck(False, "no `dagger` CLI on PATH"))
+    assert missing == RunnerChoice(
+        "local", "AIOP_RUNNER=dagger, but Dagger is unavailable: no `dagger` CLI on PATH"
+    )
+
+
+def test_with_an_engine_dagger_runs_behind_the_given_breaker() -> None:
+    breaker = CircuitBreaker(threshold=5)
+    runner, _ = select_runner("auto", EngineCheck(True, "test"), breaker=breaker)
+    assert isinstance(runner, FallbackRunner)
+    assert runner.breaker is breaker
+    assert runner.local.name == "local"

@@ -14,8 +14,11 @@ from aiop.contracts import (
     EVENT_TYPES,
     Event,
     ExecutorHeartbeat,
+    StepCached,
+    StepCompleted,
     StepFailed,
     StepSpec,
+    StepStarted,
     WorkflowRequested,
     WorkflowSpec,
 )
@@ -54,6 +57,11 @@ class Watcher:
         """The workflow's events in stream order (the two subscriptions interleave freely)."""
         ordered = [e for _, e in sorted(self._events, key=lambda pair: pair[0])]
         return [e for e in ordered if getattr(e, "workflow_id", None) == workflow_id]
+
+    async def changed(self) -> None:
+        """Return once another event has come in."""
+        async with self._changed:
+            await self._changed.wait()
 
     async def terminal(self, workflow_id: str, timeout: float = 20) -> Event:
         """The workflow's terminal event, once every earlier event of the stream is in too."""
@@ -245,3 +253,91 @@ async def test_a_request_for_a_cancelled_workflow_ends_without_a_step(executor: 
     cancelled = await watcher.terminal("wf-precancelled")
     assert cancelled.TYPE == "aiop.workflow.cancelled.v1"
     assert kinds(watcher.of("wf-precancelled")) == ["workflow.requested:", "workflow.cancelled:"]
+
+
+BUILD = (
+    "import os; os.makedirs('out', exist_ok=True); open('out/app.txt', 'w').write(os.environ['V'])"
+)
+CHECK = "open('report.txt', 'w').write('got ' + open('in/out/app.txt').read())"
+
+
+def pipeline(version: str, check_cache: bool = True) -> list[StepSpec]:
+    return [
+        StepSpec(name="build", run=[PY, "-c", BUILD], env={"V": version}, outputs=["out"]),
+        StepSpec(name="check", run=[PY, "-c", CHECK], needs=["build"], inputs={"build": "in"},
+                 outputs=["report.txt"], cache=check_cache),
+    ]  # fmt: skip
+
+
+def steps_of(events: list[Event], kind: type[Event]) -> list[str]:
+    return [e.step for e in events if isinstance(e, kind)]  # type: ignore[attr-defined]
+
+
+async def test_a_second_run_is_cache_hits_and_a_change_reruns_downstream(
+    executor: Client, tmp_path: Path
+) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    await request(executor, "wf-c1", *pipeline("v1"))
+    assert (await watcher.terminal("wf-c1")).TYPE == "aiop.workflow.completed.v1"
+    first = watcher.of("wf-c1")
+    assert steps_of(first, StepStarted) == ["build", "check"]
+    built = next(e for e in first if isinstance(e, StepCompleted) and e.step == "build")
+    assert built.outputs_digest
+    assert built.outputs_size > 0
+
+    await request(executor, "wf-c2", *pipeline("v1"))
+    assert (await watcher.terminal("wf-c2")).TYPE == "aiop.workflow.completed.v1"
+    again = watcher.of("wf-c2")
+    assert steps_of(again, StepStarted) == []
+    hits = [e for e in again if isinstance(e, StepCached)]
+    assert [(e.step, e.source, e.from_workflow_id) for e in hits] == [
+        ("build", "cache", "wf-c1"), ("check", "cache", "wf-c1"),
+    ]  # fmt: skip
+    assert hits[0].outputs_digest == built.outputs_digest
+    # The outputs are restored where the step would have left them.
+    work = tmp_path / "work" / "wf-c2" / "1"
+    assert (work / "build" / "out" / "app.txt").read_text() == "v1"
+    assert (work / "check" / "report.txt").read_text() == "got v1"
+
+    await request(executor, "wf-c3", *pipeline("v2"))
+    assert (await watcher.terminal("wf-c3")).TYPE == "aiop.workflow.completed.v1"
+    changed = watcher.of("wf-c3")
+    assert steps_of(changed, StepStarted) == ["build", "check"]  # and what needs it
+    report = tmp_path / "work" / "wf-c3" / "1" / "check" / "report.txt"
+    assert report.read_text() == "got v2"  # it was given the new build's outputs
+
+    await request(executor, "wf-c4", *pipeline("v1", check_cache=False))
+    await watcher.terminal("wf-c4")
+    assert steps_of(watcher.of("wf-c4"), StepStarted) == ["check"]  # opted out: it runs
+
+
+async def test_a_missing_output_fails_the_step(executor: Client) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    await request(executor, "wf-nout", StepSpec(name="s", run=[PY, "-c", "pass"],
+                                                outputs=["dist/"]))  # fmt: skip
+    assert (await watcher.terminal("wf-nout")).TYPE == "aiop.workflow.failed.v1"
+    (failed,) = [e for e in watcher.of("wf-nout") if isinstance(e, StepFailed)]
+    assert "did not produce output dist/" in failed.error
+
+
+async def test_a_later_attempt_resumes_the_steps_an_earlier_one_completed(
+    executor: Client,
+) -> None:
+    watcher = Watcher(executor)
+    await watcher.start()
+    steps = [
+        StepSpec(name="a", run=[PY, "-c", "print('a ran')"], cache=False),
+        StepSpec(name="b", run=[PY, "-c", "raise SystemExit(1)"], needs=["a"], cache=False),
+    ]
+    await request(executor, "wf-res", *steps, attempt=1)
+    await watcher.terminal("wf-res")
+    await request(executor, "wf-res", *steps, attempt=2)
+    async with asyncio.timeout(20):
+        while len([e for e in watcher.of("wf-res") if e.TYPE in TERMINAL]) < 2:
+            await watcher.changed()
+    second = [e for e in watcher.of("wf-res") if getattr(e, "attempt", 0) == 2]
+    assert steps_of(second, StepStarted) == ["b"]
+    (resumed,) = [e for e in second if isinstance(e, StepCached)]
+    assert (resumed.step, resumed.source, resumed.from_attempt) == ("a", "resumed", 1)

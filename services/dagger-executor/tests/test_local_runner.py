@@ -2,6 +2,7 @@
 
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,20 @@ async def test_steps_follow_needs_and_independent_ones_overlap(
     assert sorted(done[:2]) == ["a", "b"]
     assert done[2] == "c"
     assert sink.of(WorkflowCompleted)
+
+
+async def test_a_cache_volume_outlives_the_step_that_filled_it(
+    tmp_path: Path, run_steps: RunSteps
+) -> None:
+    name = f"c{uuid.uuid4().hex[:12]}"  # the runner's cache folders outlive this test
+    fill = StepSpec(name="fill", run=[PY, "-c", "open('.cache/seen', 'w').write('warm')"],
+                    caches={name: ".cache"})  # fmt: skip
+    read = [
+        PY,
+        "-c",
+        f"import os; print(open(os.environ['AIOP_CACHE_{name.upper()}'] + '/seen').read())",
+    ]
+    use = StepSpec(name="use", run=read, caches={name: "/root/.cache/x"}, needs=["fill"])
+    sink = await run_steps(fill, use)
+    assert sink.of(WorkflowCompleted), sink.events
+    assert "warm" in sink.output("use")

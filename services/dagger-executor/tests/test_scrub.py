@@ -38,3 +38,41 @@ def test_no_secrets_and_empty_values_leave_text_alone() -> None:
 
 def test_regex_metacharacters_in_secrets_are_literal() -> None:
     assert Scrubber(["a.b*c"])("a.b*c axbbc") == f"{MASK} axbbc"
+
+
+def stream_through(scrub: Scrubber, pieces: list[str]) -> str:
+    stream = scrub.stream()
+    return "".join(stream.feed(piece) for piece in pieces) + stream.end()
+
+
+def test_a_stream_split_anywhere_is_scrubbed_as_one_text() -> None:
+    scrub = Scrubber([SECRET, "abc"])
+    raw = SECRET.encode()
+    text = (
+        f"x {SECRET} y {base64.b64encode(raw).decode()} z {raw.hex()}\n"
+        f"abcab{SECRET[:5]} {SECRET}{SECRET}abc"
+    )
+    whole = scrub(text)
+    assert SECRET not in whole
+    for i in range(len(text) + 1):
+        assert stream_through(scrub, [text[:i], text[i:]]) == whole, i
+    for i in range(0, len(text) + 1, 3):
+        for j in range(i, len(text) + 1, 2):
+            assert stream_through(scrub, [text[:i], text[i:j], text[j:]]) == whole, (i, j)
+    assert stream_through(scrub, list(text)) == whole  # one character per write
+
+
+def test_a_stream_holds_back_only_what_may_begin_a_secret() -> None:
+    stream = Scrubber([SECRET]).stream()
+    assert stream.feed("plain line\n") == "plain line\n"  # let out at once
+    assert stream.feed("token: hunt") == "token: "  # "hunt" may begin the secret
+    assert stream.feed("er2-very-secret and more\n") == f"{MASK} and more\n"
+    assert stream.feed("hunted") == "hunted"  # no form goes on like this
+    assert stream.feed("hunter") == ""
+    assert stream.end() == "hunter"  # the end: a part of a secret is not the secret
+
+
+def test_a_stream_without_secrets_holds_nothing_back() -> None:
+    stream = Scrubber().stream()
+    assert stream.feed("half a li") == "half a li"
+    assert stream.end() == ""

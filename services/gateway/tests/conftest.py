@@ -15,6 +15,7 @@ from nats.aio.client import Client
 
 from aiop.auth.main import AuthSettings
 from aiop.auth.main import build as build_auth
+from aiop.contracts.secrets import generate_key_pair
 from aiop.gateway.main import GatewaySettings, bus_and_app
 from aiop.servicekit.rpc import wait_ready
 
@@ -25,6 +26,7 @@ class Env:
     nc: Client
     token: str
     auth_dir: Path
+    secrets_key_file: Path  # the executors' private key: the gateway gets the public one only
 
     async def published(self) -> int:
         """How many messages stream AIOP holds."""
@@ -44,6 +46,9 @@ async def env(nats_url: str, tmp_path: Path) -> AsyncIterator[Env]:
 @contextlib.asynccontextmanager
 async def running(nats_url: str, tmp_path: Path, **gateway: Any) -> AsyncIterator[Env]:
     """``env`` with the gateway's settings changed by ``gateway``."""
+    private_pem, public_pem = generate_key_pair()
+    (tmp_path / "secrets-key.pem").write_bytes(private_pem)
+    (tmp_path / "secrets-public.pem").write_bytes(public_pem)
     auth_settings = AuthSettings(
         nats_url=nats_url, auth_dir=tmp_path / "auth", dev_key_file=tmp_path / "dev.key"
     )
@@ -52,7 +57,10 @@ async def running(nats_url: str, tmp_path: Path, **gateway: Any) -> AsyncIterato
     nc = await nats.connect(nats_url)
     await wait_ready(nc, "auth", timeout=10)
 
-    settings = GatewaySettings(nats_url=nats_url, max_body_bytes=64 * 1024, **gateway)
+    settings = GatewaySettings(**{
+        "nats_url": nats_url, "max_body_bytes": 64 * 1024,
+        "secrets_public_key_file": tmp_path / "secrets-public.pem", **gateway,
+    })  # fmt: skip
     gateway, app = bus_and_app(settings)  # its bus side runs; HTTP goes through httpx below
     await gateway.start()
     transport = httpx.ASGITransport(app=app)
@@ -60,7 +68,9 @@ async def running(nats_url: str, tmp_path: Path, **gateway: Any) -> AsyncIterato
         dev_key = (tmp_path / "dev.key").read_text().strip()
         reply = await client.post("/v1/tokens", json={"api_key": dev_key})
         assert reply.status_code == 200, reply.text
-        yield Env(client, nc, reply.json()["token"], tmp_path / "auth")
+        yield Env(
+            client, nc, reply.json()["token"], tmp_path / "auth", tmp_path / "secrets-key.pem"
+        )
     await gateway.stop()
     await nc.close()
     auth.exit()

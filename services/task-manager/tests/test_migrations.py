@@ -33,5 +33,5 @@ def test_migrate_command(pg_url: str) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     versions = [v for v, _, _ in available()]
-    assert versions[:3] == [1, 2, 3]
+    assert versions[:4] == [1, 2, 3, 4]
     assert f"applied migrations {versions}" in done.stdout

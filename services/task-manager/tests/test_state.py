@@ -1,6 +1,7 @@
 """The state machine alone: duplicates, out-of-order, stale attempts, first result wins."""
 
 from aiop.contracts import (
+    StepCached,
     StepCompleted,
     StepFailed,
     StepRetrying,
@@ -337,3 +338,13 @@ def test_a_workflow_cancelled_before_any_executor_took_it() -> None:
     wf = apply(accepted(), requested(), cancelled(executor=None))
     assert (wf.state, wf.executor_id) == ("cancelled", None)
     assert {s.state for s in wf.steps} == {"skipped"}
+
+
+def test_a_cached_step_ends_cached_without_starting() -> None:
+    hit = StepCached(workflow_id=WF, step="lint", attempt=1, cache_key="k", from_workflow_id="old",
+                     duration_s=0.002)  # fmt: skip
+    wf = apply(accepted(), requested(), started(), hit)
+    lint = wf.step("lint")
+    assert lint is not None
+    assert (lint.state, lint.exit_code, lint.duration_s) == ("cached", 0, 0.002)
+    assert isinstance(fold(wf, StepStarted(workflow_id=WF, step="lint", attempt=1)), Ignored)

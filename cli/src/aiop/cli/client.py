@@ -3,10 +3,12 @@
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from aiop.cli.stack import NoPlatform, find_state_dir, load_stack
 
@@ -102,10 +104,71 @@ class Gateway:
         result: dict[str, Any] = self._call("DELETE", f"/v1/keys/{key_id}")
         return result
 
+    def set_secret(self, name: str, value: str, project: str) -> tuple[bool, dict[str, Any]]:
+        """(whether it was created, the secret as stored: never its value)."""
+        reply = self.http.put(f"/v1/secrets/{name}", params={"project": project},
+                              json={"value": value})  # fmt: skip
+        if reply.status_code >= 400:
+            raise ApiError(reply.status_code, _problem(reply))
+        return reply.status_code == 201, dict(reply.json())
+
+    def secrets(self, project: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/secrets", params={"project": project})["secrets"])
+
+    def delete_secret(self, name: str, project: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "DELETE", f"/v1/secrets/{name}", params={"project": project}
+        )
+        return result
+
     def status(self, workflow_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/workflows/{workflow_id}")
         return result
 
     def cancel(self, workflow_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/workflows/{workflow_id}/cancel")
+        return result
+
+    def logs(self, workflow_id: str, step: str | None = None) -> dict[str, Any]:
+        params = {"step": step} if step else {}
+        result: dict[str, Any] = self._call("GET", f"/v1/workflows/{workflow_id}/logs",
+                                            params=params)  # fmt: skip
+        return result
+
+    def follow_logs(self, workflow_id: str, step: str | None = None) -> Iterator[dict[str, Any]]:
+        """Each entry as it is stored, then ``{"end": state}`` once the workflow ended.
+        A dropped connection is resumed after the last entry received."""
+        params: dict[str, Any] = {"follow": "true", **({"step": step} if step else {})}
+        last = ""
+        while True:
+            headers = {"Last-Event-ID": last} if last else {}
+            try:
+                with connect_sse(self.http, "GET", f"/v1/workflows/{workflow_id}/logs",
+                                 params=params, headers=headers, timeout=None) as source:  # fmt: skip
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        raise ApiError(source.response.status_code, _problem(source.response))
+                    for event in source.iter_sse():
+                        if event.event == "end":
+                            yield {"end": json.loads(event.data)["state"]}
+                            return
+                        last = event.id or last
+                        yield dict(json.loads(event.data))
+            except httpx.TransportError:
+                time.sleep(0.5)  # the gateway restarted or the network blinked: resume
+
+    def cache_entries(self, project: str | None) -> dict[str, Any]:
+        params = {"project": project} if project else {}
+        result: dict[str, Any] = self._call("GET", "/v1/cache", params=params)
+        return result
+
+    def cache_remove(self, key: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", f"/v1/cache/{key}")
+        return result
+
+    def cache_prune(self, project: str | None, older_than_s: float | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"project": project} if project else {}
+        if older_than_s is not None:
+            params["older_than_s"] = older_than_s
+        result: dict[str, Any] = self._call("DELETE", "/v1/cache", params=params)
         return result

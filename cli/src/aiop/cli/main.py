@@ -186,7 +186,9 @@ def tail(
     """Print the live event stream, one line per event (time, type, workflow, summary)."""
     from aiop.cli.tail import tail as run_tail
 
-    patterns = subjects or ["aiop.workflow.>", "aiop.step.>", "aiop.dlq.>"]
+    patterns = subjects or [
+        "aiop.workflow.>", "aiop.step.>", "aiop.executor.circuit.>", "aiop.dlq.>",
+    ]  # fmt: skip
     try:
         url = nats_url()
         if workflow is not None:
@@ -212,35 +214,30 @@ def tail(
 @app.command()
 def logs(
     workflow_id: str,
+    step: Annotated[str | None, typer.Option("--step", help="Only this step's output.")] = None,
     follow: Annotated[
-        bool, typer.Option("-f", "--follow", help="Keep printing new output.")
+        bool, typer.Option("-f", "--follow", help="Print output as it comes, until the end.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Print a workflow's step output."""
-    from aiop.cli.tail import tail as run_tail
+    """Print a workflow's step output; with -f, follow it live until the workflow ends."""
+    from aiop.cli.render import log_line
 
-    url = nats_url()
-    idle = None if follow else 0.5
-
-    def emit(line: str) -> None:
-        typer.echo(line)
-
-    with reader_gone():
-        asyncio.run(
-            run_tail(
-                url,
-                [f"aiop.output.appended.v1.{workflow_id}"],
-                None,
-                None,
-                True,
-                None,
-                idle,
-                emit,
-                as_json,
-                seed_file=nats_seed_file(),
-            )
-        )
+    gw = gateway()
+    try:
+        if not follow:
+            for entry in gw.logs(workflow_id, step)["entries"]:
+                typer.echo(json.dumps(entry) if as_json else log_line(entry), nl=as_json)
+            return
+        with contextlib.suppress(KeyboardInterrupt), reader_gone():
+            for entry in gw.follow_logs(workflow_id, step):
+                if "end" in entry:
+                    if not as_json:
+                        typer.echo(f"[aiop] workflow {workflow_id} ended {entry['end']}", err=True)
+                    return
+                typer.echo(json.dumps(entry) if as_json else log_line(entry), nl=as_json)
+    except ApiError as exc:
+        fail(str(exc), 1 if exc.status == 404 else 2)
 
 
 @app.command("bus-config")
@@ -257,7 +254,8 @@ def bus_config(
     from aiop.cli.busconfig import HOSTS, write_bus_config
 
     names = write_bus_config(folder, host or HOSTS, owner)
-    typer.echo(f"wrote {folder}: auth.conf, TLS for {', '.join(host or HOSTS)}, identities")
+    typer.echo(f"wrote {folder}: auth.conf, TLS for {', '.join(host or HOSTS)}, identities,"
+               " the secrets' key pair (keep secrets-key.pem: stored secrets open with it only)")  # fmt: skip
     typer.echo("  " + " ".join(names))
 
 
@@ -289,6 +287,68 @@ def keys_revoke(key_id: str, as_json: JsonFlag = False) -> None:
     """Revoke one of your API keys: it gets no more tokens (those it got expire soon)."""
     revoked = _api(lambda gw: gw.revoke_key(key_id))
     typer.echo(json.dumps(revoked) if as_json else f"{key_id} revoked {revoked['revoked_at']}")
+
+
+secrets = typer.Typer(
+    help="A project's secrets: steps get them as environment variables; values are never shown.",
+    no_args_is_help=True,
+)
+app.add_typer(secrets, name="secrets")
+SecretProject = Annotated[str, typer.Option("--project", "-p", help="The project.")]
+
+
+def _secret_name(name: str) -> str:
+    try:
+        return check_token(name, "secret name")
+    except InvalidToken as exc:
+        fail(str(exc), 2)
+
+
+def read_secret_value(name: str) -> str:
+    """The value from stdin, never from the command line (where `ps` and shell history
+    would keep it): typed without echo on a terminal, else all of stdin, one trailing
+    newline dropped (``echo "$TOKEN" | aiop secrets set NAME``)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(f"value of {name} (not shown): ")
+    else:
+        value = sys.stdin.read()
+        value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
+    if not value:
+        fail("the value is empty: give it on stdin", 2)
+    return value
+
+
+@secrets.command("set")
+def secrets_set(name: str, project: SecretProject = "default", as_json: JsonFlag = False) -> None:
+    """Store secret NAME in a project, its value read from stdin; replaces one of that name.
+    Steps that list NAME under `secrets:` get it as the environment variable NAME."""
+    value = read_secret_value(_secret_name(name))
+    created, stored = _api(lambda gw: gw.set_secret(name, value, project))
+    if as_json:
+        typer.echo(json.dumps(stored))
+    else:
+        typer.echo(f"{name} {'stored' if created else 'replaced'} in project {project}")
+
+
+@secrets.command("ls")
+def secrets_ls(project: SecretProject = "default", as_json: JsonFlag = False) -> None:
+    """List a project's secrets: names and when they were set, never values."""
+    found = _api(lambda gw: gw.secrets(project))
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    for secret in found:
+        typer.echo(f"{secret['name']}  created {secret['created_at']}"
+                   f"  updated {secret['updated_at']}")  # fmt: skip
+
+
+@secrets.command("rm")
+def secrets_rm(name: str, project: SecretProject = "default", as_json: JsonFlag = False) -> None:
+    """Delete secret NAME of a project: steps that name it fail from then on."""
+    removed = _api(lambda gw: gw.delete_secret(_secret_name(name), project))
+    typer.echo(json.dumps(removed) if as_json else f"{name} deleted from project {project}")
 
 
 def _api(call: Callable[[Gateway], Any]) -> Any:
@@ -330,3 +390,56 @@ def trace(workflow_id: str, as_json: JsonFlag = False) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+cache = typer.Typer(help="The step cache: list, remove and prune results.", no_args_is_help=True)
+app.add_typer(cache, name="cache")
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", help="One project; default: all of yours.")
+]
+
+
+@cache.command("ls")
+def cache_ls(project: ProjectOption = None, as_json: JsonFlag = False) -> None:
+    """List cached step results, oldest first, with the size of their outputs."""
+    found = _api(lambda gw: gw.cache_entries(project))
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    for e in found["entries"]:
+        size = f"{e.get('outputs_size', 0):>10,} B"
+        typer.echo(f"{e['key'][:16]}  {e['project']:<12} {e['step']:<20} {size}  "
+                   f"{e['created_at']}  from {e['workflow_id']}")  # fmt: skip
+    typer.echo(
+        f"{len(found['entries'])} entries, {found['total_outputs_bytes']:,} bytes of outputs"
+    )
+
+
+@cache.command("rm")
+def cache_rm(key: str, as_json: JsonFlag = False) -> None:
+    """Remove one cached result: the next run of that step runs it."""
+    removed = _api(lambda gw: gw.cache_remove(key))
+    typer.echo(json.dumps(removed) if as_json else f"removed {key} ({removed['step']})")
+
+
+@cache.command("prune")
+def cache_prune(
+    project: ProjectOption = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Only results older than this: 30m, 12h, 7d.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove cached results (all, or those older than --older-than) and the outputs no
+    result names any more."""
+    seconds = None
+    if older_than is not None:
+        span = parse_since(older_than)
+        assert span is not None
+        seconds = (datetime.now(UTC) - span).total_seconds()
+    pruned = _api(lambda gw: gw.cache_prune(project, seconds))
+    if as_json:
+        typer.echo(json.dumps(pruned))
+        return
+    typer.echo(f"removed {pruned['removed_entries']} entries and {pruned['removed_outputs']}"
+               f" output archives, {pruned['freed_bytes']:,} bytes")  # fmt: skip

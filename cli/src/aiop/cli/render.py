@@ -6,6 +6,8 @@ from typing import Any
 from aiop.contracts.events import (
     DeadLetterRecorded,
     Event,
+    ExecutorCircuitChanged,
+    StepCached,
     StepCompleted,
     StepFailed,
     StepOutputAppended,
@@ -52,6 +54,11 @@ def summary(event: Event) -> str:  # noqa: C901 - one line per event type
             ended = "timed out" if event.timed_out else "failed"
             tries = f" after {event.tries} tries" if event.tries > 1 else ""
             return f"step {event.step} {ended}{tries} (exit {event.exit_code}): {event.error}"
+        case StepCached():
+            was = "resumed from attempt" if event.source == "resumed" else "cached from"
+            origin = (event.from_attempt if event.source == "resumed"
+                      else event.from_workflow_id)  # fmt: skip
+            return f"step {event.step} {was} {origin}, not run ({event.duration_s * 1000:.1f} ms)"
         case StepRetrying():
             return (
                 f"step {event.step} try {event.try_number} failed (exit {event.exit_code}):"
@@ -63,8 +70,20 @@ def summary(event: Event) -> str:  # noqa: C901 - one line per event type
             return f"step {event.step} {event.stream}: {event.text.rstrip()[:200]}"
         case DeadLetterRecorded():
             return f"{event.original_subject} from {event.consumer}: {event.reason}"
+        case ExecutorCircuitChanged():
+            return circuit_summary(event)
     step = getattr(event, "step", None)
     return f"step {step}" if step else ""
+
+
+def circuit_summary(event: ExecutorCircuitChanged) -> str:
+    what = {
+        "open": "Dagger circuit open, steps run locally",
+        "half_open": "Dagger circuit half-open, probing the engine",
+        "closed": "Dagger circuit closed, steps run with Dagger",
+    }.get(event.state, f"Dagger circuit {event.state}")
+    probe = f"; probe in {event.probe_in_s:g}s" if event.probe_in_s is not None else ""
+    return f"{event.executor_id} (pool {event.pool}): {what}: {event.reason}{probe}"
 
 
 def event_line(when: datetime, event_type: str, workflow: str, text: str) -> str:
@@ -84,6 +103,7 @@ def status_lines(view: dict[str, Any]) -> list[str]:
         took = f"{step['duration_s']:.3f}s" if step.get("duration_s") is not None else ""
         code = f"exit {step['exit_code']}" if step.get("exit_code") is not None else ""
         tries = f"{step['tries']} tries" if (step.get("tries") or 0) > 1 else ""
+        tries += f" {step['runner']} runner" if step.get("runner") else ""
         lines.append(
             f"  {step['name']:<20} {step['state']:<10} {code:<8} {took:<9} {tries}".rstrip()
         )
@@ -95,3 +115,13 @@ def status_lines(view: dict[str, Any]) -> list[str]:
             for tail_line in (step.get("output_tail") or "").splitlines()[-20:]:
                 lines.append(f"      | {tail_line}")
     return lines
+
+
+def log_line(entry: dict[str, Any]) -> str:
+    """One output chunk as ``step | text``; a chunk holds whole lines, newline included."""
+    tried = f" (try {entry['try_number']})" if entry.get("try_number", 1) > 1 else ""
+    prefix = f"{entry['step']}{tried}"
+    text = entry["text"]
+    lines = text.splitlines(keepends=True) or [""]
+    out = "".join(f"{prefix} | {line}" for line in lines)
+    return out if out.endswith("\n") else out + "\n"

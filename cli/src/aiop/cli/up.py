@@ -20,6 +20,7 @@ import nats
 from nats.aio.client import Client
 
 from aiop.cli.identities import ADMIN, OPERATOR, Identity, authorization
+from aiop.cli.secretkeys import ensure_key_pair, secrets_env
 from aiop.cli.services import MODULES
 from aiop.cli.stack import STACK_FILE, STATE_DIR, Stack
 from aiop.cli.supervisor import ServiceProcess, Supervisor
@@ -85,6 +86,8 @@ async def launch_services(
     )  # fmt: skip
     if migrate.returncode != 0:
         raise MigrationFailed(migrate.stdout + migrate.stderr)
+    # Secrets are sealed to the executors' key: the gateway gets the public key only.
+    keys = ensure_key_pair(state / "secrets")
     env = {
         "AIOP_NATS_URL": nats_url,
         "AIOP_DATABASE_URL": postgres.url_for(TASK_MANAGER_ROLE, role_password),
@@ -101,7 +104,10 @@ async def launch_services(
     supervisor = Supervisor(
         [
             ServiceProcess(
-                n, m, {**env, **_identity_env(identities, n)}, state / "logs" / f"{n}.log"
+                n,
+                m,
+                {**env, **_identity_env(identities, n), **secrets_env(keys, n)},
+                state / "logs" / f"{n}.log",
             )
             for n, m in SERVICES.items()
         ],
@@ -136,6 +142,15 @@ def step_isolation() -> str:
     from aiop.dagger_executor.adapters.isolation import choose
 
     return choose(os.environ.get("AIOP_STEP_ISOLATION", "auto")).summary()
+
+
+def step_runner() -> str:
+    """The runner the executor will serve with, and why, as it decides it on this host
+    (same environment): engine detection only, none of the executor's runners loaded."""
+    from aiop.dagger_executor.adapters.engine import choose_runner
+
+    choice = choose_runner(os.environ.get("AIOP_RUNNER", "auto").lower())
+    return f"{choice.runner} ({choice.reason})"
 
 
 def private_state(state: Path) -> None:
@@ -212,6 +227,7 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
             f"               (principal {token.principal}, expires {token.expires_at:%H:%M:%S} UTC;"
         )
         say(f"                the CLI renews it from {state / 'dev-api-key'})")
+        say(f"  runner       {step_runner()}")
         say(f"  steps        {step_isolation()}")
         say("  try          aiop submit examples/hello.yaml --wait")
         say("Ctrl-C stops everything.")

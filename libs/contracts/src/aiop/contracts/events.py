@@ -164,6 +164,10 @@ class StepCompleted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     started_at: datetime | None = None
     duration_s: float = 0.0  # from the first try's start, retries and their waits included
     tries: int = 1  # how many tries it took
+    runner: str | None = None  # which runner ran it: "local" or "dagger"
+    cache_key: str | None = None  # what its result is stored under (None: not cacheable)
+    outputs_digest: str | None = None  # sha256 of its outputs archive, if it has outputs
+    outputs_size: int = 0
 
 
 class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -177,6 +181,7 @@ class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     duration_s: float = 0.0  # from the first try's start, retries and their waits included
     tries: int = 1  # how many tries it had; every one failed
     timed_out: bool = False  # the last try ran past the step's timeout and was killed
+    runner: str | None = None  # which runner ran its last try; None: it never started
 
 
 class StepRetrying(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -189,6 +194,21 @@ class StepRetrying(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     delay_s: float
     timed_out: bool = False
     output_tail: str = ""  # the failed try's last lines, secrets scrubbed
+
+
+class StepCached(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """The step did not run: an earlier run with the same cache key (``source`` "cache"),
+    or an earlier attempt of this workflow (``source`` "resumed"), gave its result, and
+    its outputs were restored."""
+
+    TYPE: ClassVar[str] = "aiop.step.cached.v1"
+    cache_key: str
+    source: str = "cache"  # "cache" | "resumed"
+    from_workflow_id: str
+    from_attempt: int = 1
+    outputs_digest: str | None = None
+    outputs_size: int = 0
+    duration_s: float = 0.0  # looking it up and restoring its outputs
 
 
 class StepSkipped(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -243,6 +263,30 @@ class DeadLetterRecorded(Event, frozen=True, kw_only=True, omit_defaults=True):
         return f"{self.TYPE}.{check_token(self.stream, 'stream')}.{check_token(self.consumer, 'consumer')}"
 
 
+class ExecutorCircuitChanged(Event, frozen=True, kw_only=True, omit_defaults=True):
+    """An executor's circuit breaker in front of its Dagger engine changed state.
+
+    ``open``: the engine failed ``failures`` times in a row; steps run with the local
+    runner (a workflow that requires ``dagger`` is not run locally) and the heartbeat
+    stops offering ``dagger``. ``half_open``: the cooldown is over and one probe checks
+    the engine. ``closed``: the probe succeeded; steps run with Dagger again.
+    """
+
+    TYPE: ClassVar[str] = "aiop.executor.circuit.v1"
+    ROUTING: ClassVar[tuple[str, ...]] = ("pool", "executor_id")
+    executor_id: str
+    pool: str
+    state: str  # "closed" | "open" | "half_open"
+    reason: str
+    runner: str = "dagger"  # the runner its steps get from now on: "dagger" | "local"
+    failures: int = 0  # consecutive engine failures behind an open circuit
+    probe_in_s: float | None = None  # open: seconds until the engine is probed
+
+    def subject(self) -> str:
+        pool = check_token(self.pool, "pool")
+        return f"{self.TYPE}.{pool}.{check_token(self.executor_id, 'executor id')}"
+
+
 def dead_letter_id(stream: str, consumer: str, seq: int) -> str:
     """One dead-letter record per message and consumer: the consumer that refused it and
     the advisory about that refusal collapse into one (same Nats-Msg-Id), while two
@@ -266,9 +310,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepCompleted,
         StepFailed,
         StepRetrying,
+        StepCached,
         StepSkipped,
         StepOutputAppended,
         ExecutorHeartbeat,
         DeadLetterRecorded,
+        ExecutorCircuitChanged,
     )
 }

@@ -29,6 +29,7 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     output_tail: str | None = None
     tries: int = 0  # tries started in this attempt; more than 1 when it was retried
+    runner: str | None = None  # which runner ran it: "local" or "dagger"
 
 
 class CancelReply(msgspec.Struct, frozen=True, kw_only=True):

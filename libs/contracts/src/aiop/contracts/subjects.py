@@ -16,7 +16,9 @@ STREAM_EXT = "AIOP_EXT"
 STREAM_DLQ = "AIOP_DLQ"
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
-    STREAM_EVENTS: ["aiop.workflow.>", "aiop.step.>"],
+    # An executor's circuit changes are rare and worth keeping; its heartbeats are not
+    # stored (HEARTBEAT_ALL below).
+    STREAM_EVENTS: ["aiop.workflow.>", "aiop.step.>", "aiop.executor.circuit.>"],
     STREAM_LOGS: ["aiop.output.>"],
     STREAM_EXT: ["ext.>"],
     STREAM_DLQ: ["aiop.dlq.>"],
@@ -45,6 +47,7 @@ KV_CLAIMS = (
 )
 KV_REPORTS = "aiop_reports"  # reporter: workflow id -> WorkflowReport
 KV_CANCELS = "aiop_cancels"  # gateway: workflow id -> CancelRequest; executors, distributor watch
+KV_SECRETS = "aiop_secrets"  # gateway seals "<project>.<name>" -> StoredSecret; executors open
 
 # Executors announce themselves on core NATS: liveness is worthless once stale, so
 # heartbeats are never stored.

@@ -2,6 +2,7 @@
 
 import math
 from graphlib import CycleError, TopologicalSorter
+from pathlib import PurePosixPath
 
 import msgspec
 
@@ -33,8 +34,21 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     jitter: float = 0.2  # 0: waits exactly as computed; 1: anywhere from 0 to that
 
 
+class RegistryAuth(msgspec.Struct, frozen=True, kw_only=True):
+    """Credentials for pulling a step's image from a private registry."""
+
+    address: str  # the registry, e.g. "ghcr.io"
+    username: str
+    secret: str  # the secret holding the password or token; resolved like the step's secrets,
+    # never put in its environment
+
+
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One step: an argv run in an image (recorded by the local runner, pulled by Dagger)."""
+    """One step: an argv run in an image (recorded by the local runner, pulled by Dagger).
+
+    Paths in ``inputs``, ``outputs`` and relative ``caches`` paths are relative to the
+    step's work directory (``/work`` in a Dagger container).
+    """
 
     name: str
     run: list[str]
@@ -45,6 +59,11 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     timeout: float | None = None  # seconds, for each try
     retries: RetryPolicy | None = None  # None: one try
     network: bool = False  # where steps run in a private namespace, whether it has a network
+    caches: dict[str, str] = {}  # cache volume name -> where the step sees it, kept across runs
+    inputs: dict[str, str] = {}  # a step it needs -> where that step's outputs are put
+    outputs: list[str] = []  # files or directories it produces, kept for later steps
+    cache: bool = True  # False: it always runs; its result is neither reused nor stored
+    registry_auth: RegistryAuth | None = None
 
 
 class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -92,6 +111,7 @@ def _step_problems(step: StepSpec, names: list[str]) -> list[str]:
         problems.append(f"step {step.name!r} has a timeout that is not positive")
     if step.retries is not None:
         problems += [f"step {step.name!r} retries: {p}" for p in _retry_problems(step.retries)]
+    problems += [f"step {step.name!r} {p}" for p in _file_problems(step)]
     for need in step.needs:
         if need not in names:
             problems.append(f"step {step.name!r} needs unknown step {need!r}")
@@ -114,6 +134,28 @@ def _retry_problems(policy: RetryPolicy) -> list[str]:
     if not 0 <= policy.jitter <= 1:
         problems.append(f"jitter must be from 0 to 1, not {policy.jitter}")
     return problems
+
+
+def _file_problems(step: StepSpec) -> list[str]:
+    """What is wrong with the step's inputs, outputs and caches."""
+    problems = [f"takes inputs from {need!r}, which it does not need"
+                for need in step.inputs if need not in step.needs]  # fmt: skip
+    paths = [("input", p) for p in step.inputs.values()] + [("output", p) for p in step.outputs]
+    paths += [("cache", p) for p in step.caches.values() if not p.startswith("/")]
+    for what, path in paths:
+        if not _inside(path):
+            problems.append(f"{what} path {path!r} must be relative and stay in the work directory")
+    for name in step.caches:
+        try:
+            check_token(name, "cache name")
+        except InvalidToken as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _inside(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return bool(parts) and not path.startswith("/") and ".." not in parts and "\0" not in path
 
 
 def _nul_bytes(spec: WorkflowSpec) -> list[str]:

@@ -5,7 +5,7 @@ streams and KV buckets."""
 from aiop.servicekit.bus import EventBus, UndeclaredEvent
 from aiop.servicekit.consumer import Delivery, Outcomes
 from aiop.servicekit.delivery import DeliveryPolicy, Permanent
-from aiop.servicekit.kv import KeyMirror, open_bucket
+from aiop.servicekit.kv import KeyMirror, open_bucket, open_object_store
 from aiop.servicekit.service import Service
 from aiop.servicekit.settings import ServiceSettings
 
@@ -20,4 +20,5 @@ __all__ = [
     "ServiceSettings",
     "UndeclaredEvent",
     "open_bucket",
+    "open_object_store",
 ]

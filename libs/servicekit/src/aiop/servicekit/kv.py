@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.object_store import ObjectStore
 
 log = logging.getLogger("aiop.servicekit.kv")
 
@@ -39,6 +40,29 @@ async def open_bucket(
         return await js.create_key_value(config)
     except nats.js.errors.BadRequestError:  # created meanwhile, with other settings
         return await js.key_value(bucket)
+
+
+async def open_object_store(
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    replicas: int = 1,
+    ttl_s: float | None = None,
+    max_bytes: int | None = None,
+) -> ObjectStore:
+    """The object store, created on file storage if missing (as ``open_bucket``)."""
+    try:
+        return await js.object_store(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    config = ObjectStoreConfig(
+        bucket=bucket, storage=StorageType.FILE, replicas=replicas, ttl=ttl_s,
+        max_bytes=max_bytes,
+    )  # fmt: skip
+    try:
+        return await js.create_object_store(bucket, config=config)
+    except nats.js.errors.BadRequestError:
+        return await js.object_store(bucket)
 
 
 LOAD_TIMEOUT_S = 10.0

@@ -85,6 +85,10 @@ def _grant(p: Permissions, t: Traffic) -> None:
             p.publish |= _bucket(t.subject)
         case Action.READ:
             p.publish |= _reads(t.subject)
+        case Action.OBJECTS:
+            p.publish |= _objects(t.subject)
+        case Action.FOLLOW:
+            p.publish |= _follows(stream_for(t.subject) or "")
 
 
 def _reads(stream: str) -> set[str]:
@@ -96,15 +100,40 @@ def _reads(stream: str) -> set[str]:
     }
 
 
-def _bucket(bucket: str) -> set[str]:
-    stream = f"KV_{bucket}"
-    return _reads(stream) | {
-        f"$KV.{bucket}.>",  # put, create, update, delete
-        f"$JS.API.STREAM.CREATE.{stream}",
-        # Watching: an ordered consumer, recreated after a gap, with flow control.
+def _follows(stream: str) -> set[str]:
+    """Ordered consumers: created with a filter, recreated after a gap, flow controlled,
+    delivered into the service's own inbox."""
+    return {
         f"$JS.API.CONSUMER.CREATE.{stream}",
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
         f"$JS.API.CONSUMER.INFO.{stream}.>",
         f"$JS.API.CONSUMER.DELETE.{stream}.>",
         f"$JS.FC.{stream}.>",
     }
+
+
+def _bucket(bucket: str) -> set[str]:
+    stream = f"KV_{bucket}"
+    return (
+        _reads(stream)
+        | _follows(stream)  # watching
+        | {
+            f"$KV.{bucket}.>",  # put, create, update, delete
+            f"$JS.API.STREAM.CREATE.{stream}",
+        }
+    )
+
+
+def _objects(bucket: str) -> set[str]:
+    stream = f"OBJ_{bucket}"
+    return (
+        _reads(stream)
+        | _follows(stream)  # reading an object's chunks
+        | {
+            f"$O.{bucket}.>",  # chunks and metadata
+            f"$JS.API.STREAM.CREATE.{stream}",
+            f"$JS.API.STREAM.PURGE.{stream}",  # replacing or deleting an object
+            # nats-py reads an object through a consumer it finds the stream for by name.
+            "$JS.API.STREAM.NAMES",
+        }
+    )

@@ -193,10 +193,21 @@ class Service:
         for bucket in buckets:
             self._record(Action.BUCKET, bucket, None)
 
+    def uses_object_store(self, *buckets: str) -> None:
+        """Object stores the service opens (creating them if missing), reads and writes."""
+        for bucket in buckets:
+            self._record(Action.OBJECTS, bucket, None)
+
     def reads(self, *streams: str) -> None:
         """Streams whose messages the service looks up by sequence, outside any consumer."""
         for stream in streams:
             self._record(Action.READ, stream, None)
+
+    def follows(self, *events: type[Event]) -> None:
+        """Events it reads from their stream through ordered consumers of its own, each
+        filtered to what one client asked for (a workflow's output, followed live)."""
+        for event in events:
+            self._record(Action.FOLLOW, event.filter(), event)
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` at start, after the streams exist and before any listener or

@@ -22,6 +22,8 @@ class Action(StrEnum):
     ASK = "ask"  # a request/reply endpoint it calls
     BUCKET = "bucket"  # a JetStream key-value bucket it reads, writes and watches
     READ = "read"  # a stream whose messages it looks up by sequence
+    OBJECTS = "objects"  # a JetStream object store it reads and writes
+    FOLLOW = "follow"  # a stream it reads through short-lived ordered consumers of its own
 
 
 @dataclass(frozen=True)

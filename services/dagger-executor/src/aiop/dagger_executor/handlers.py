@@ -12,6 +12,7 @@ ended at once, without starting a step.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from aiop.contracts import (
 from aiop.contracts.cancels import CANCEL_TTL_S, CancelRequest, decode_cancel
 from aiop.contracts.subjects import KV_CANCELS
 from aiop.dagger_executor.adapters.claims import Claim, Claims
+from aiop.dagger_executor.adapters.runner import REQUIRED_CAPABILITIES
 from aiop.dagger_executor.domain.naming import claim_key
 from aiop.dagger_executor.run import RunContext, WorkflowRun
 from aiop.servicekit import EventBus, KeyMirror, open_bucket
@@ -60,6 +62,9 @@ class Identity:
     capabilities: list[str]
     slots: int
     heartbeat_interval_s: float
+    # The capabilities it cannot offer for now (Dagger while its circuit is open): left
+    # out of each heartbeat, so that the distributor sends such work elsewhere.
+    withheld: Callable[[], frozenset[str]] = frozenset
 
 
 class Executor:
@@ -146,7 +151,12 @@ class Executor:
             runner=self.ctx.runner.name,
         )
         await self.bus.publish(started)
-        task = asyncio.create_task(WorkflowRun(event, self.ctx).run(), name=f"run {key}")
+        # The runner reads what the workflow requires from the run's context.
+        context = contextvars.copy_context()
+        context.run(REQUIRED_CAPABILITIES.set, frozenset(event.spec.requires))
+        task = asyncio.create_task(
+            WorkflowRun(event, self.ctx).run(), name=f"run {key}", context=context
+        )
         self.running[key] = Held(event, task)
         task.add_done_callback(lambda _: self._finished(key))
         log.info("running %s with the %s runner", key, self.ctx.runner.name)
@@ -204,7 +214,7 @@ class Executor:
             beat = ExecutorHeartbeat(
                 executor_id=ident.executor_id,
                 pool=ident.pool,
-                capabilities=ident.capabilities,
+                capabilities=[c for c in ident.capabilities if c not in ident.withheld()],
                 slots=ident.slots - len(self.running),
                 running=sorted({held.request.workflow_id for held in self.running.values()}),
                 interval_s=ident.heartbeat_interval_s,

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from aiop.contracts import (
+    ExecutorCircuitChanged,
     ExecutorHeartbeat,
+    StepCached,
     StepCompleted,
     StepFailed,
     StepOutputAppended,
@@ -22,9 +24,14 @@ from aiop.contracts import (
     WorkflowStarted,
     check_token,
 )
-from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS
+from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS
+from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS, KV_SECRETS
+from aiop.dagger_executor.adapters.artifacts import CacheLimits, StepStore
+from aiop.dagger_executor.adapters.breaker import CircuitBreaker
+from aiop.dagger_executor.adapters.fallback import FallbackRunner, circuit_announcer
 from aiop.dagger_executor.adapters.isolation import choose
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
+from aiop.dagger_executor.adapters.secret_store import SecretStore
 from aiop.dagger_executor.adapters.selection import select_runner
 from aiop.dagger_executor.domain.naming import executor_id
 from aiop.dagger_executor.handlers import Executor, Identity
@@ -39,36 +46,63 @@ class ExecutorSettings(ServiceSettings):
     heartbeat_interval_s: float = 1.0
     work_dir: Path = Path(tempfile.gettempdir()) / "aiop-work"
     runner: Literal["auto", "local", "dagger"] = "auto"
+    # The circuit breaker in front of the Dagger engine (adapters/fallback.py): this many
+    # engine failures in a row open it; a probe after the cooldown, doubled after each
+    # failed probe up to the maximum, closes it again.
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
+    breaker_max_cooldown_s: float = 600.0
     # Keeping local steps away from the platform (adapters/isolation.py): "auto" does what
     # this host allows and says what that is; "required" refuses to start without any.
     step_isolation: Literal["auto", "required", "off"] = "auto"
     step_bwrap: bool = True  # a private namespace per step, where bubblewrap is installed
+    # The executors' private key (PEM, 0600), which opens the secrets the gateway sealed
+    # to its public key. Without it only AIOP_SECRET_* variables provide secrets.
+    secrets_key_file: Path | None = None
+    # The step cache, shared by every executor: how long a result is kept, and how many
+    # bytes of outputs in all (the oldest go first).
+    cache_ttl_s: float = 7 * 24 * 3600.0
+    cache_max_bytes: int = 2 * 1024**3
 
 
 def build(settings: ExecutorSettings) -> Service:
     pool = check_token(settings.pool, "pool")
     svc = Service("dagger-executor", settings)
     isolation = choose(settings.step_isolation, settings.step_bwrap)
-    runner, _ = select_runner(settings.runner, isolation=isolation)
     me = executor_id(pool, socket.gethostname(), os.getpid())
+    publisher = RetryingPublisher(svc.bus)
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s,
+                             settings.breaker_max_cooldown_s)  # fmt: skip
+    runner, _ = select_runner(settings.runner, isolation=isolation, breaker=breaker,
+                              announce=circuit_announcer(publisher.publish, me, pool))  # fmt: skip
     caps = sorted({*settings.capabilities, *(["dagger"] if runner.name == "dagger" else [])})
-    identity = Identity(me, pool, caps, settings.slots, settings.heartbeat_interval_s)
-    ctx = RunContext(me, runner, RetryingPublisher(svc.bus), settings.work_dir)
+    withheld = runner.withheld if isinstance(runner, FallbackRunner) else frozenset
+    identity = Identity(me, pool, caps, settings.slots, settings.heartbeat_interval_s, withheld)
+    secret_store = SecretStore(settings.secrets_key_file, settings.stream_replicas)
+    steps = StepStore(CacheLimits(settings.cache_ttl_s, settings.cache_max_bytes),
+                      settings.stream_replicas)  # fmt: skip
+    ctx = RunContext(me, runner, publisher, settings.work_dir,
+                     lookup=secret_store.lookup, store=steps)  # fmt: skip
     executor = Executor(identity, svc.bus, ctx, lambda: svc.js, settings.stream_replicas)
 
     svc.publishes(
         WorkflowStarted, StepStarted, StepOutputAppended, StepCompleted, StepFailed,
-        StepRetrying, StepSkipped, WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
-        ExecutorHeartbeat,
+        StepRetrying, StepCached, StepSkipped, WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
+        ExecutorHeartbeat, ExecutorCircuitChanged,
     )  # fmt: skip
     svc.uses_bucket(KV_CLAIMS)  # claiming an attempt is creating its key
     svc.uses_bucket(KV_CANCELS)  # watched: cancel requests for the runs it holds
+    svc.uses_bucket(KV_SECRETS)  # read at each step's start: the secrets it names
+    svc.uses_bucket(KV_STEP_CACHE)  # looked up before each step, written after it
+    svc.uses_object_store(OBJ_OUTPUTS)  # the steps' outputs
     # Every executor of the pool shares one durable, so each request goes to one of them;
     # max_ack_pending at the slot count keeps one executor from hoarding requests.
     policy = DeliveryPolicy(max_deliver=30, ack_wait_s=30.0, max_ack_pending=settings.slots,
                             nak_delays_s=(0.5, 1.0, 2.0, 5.0))  # fmt: skip
     svc.consume(WorkflowRequested, executor.on_requested, durable=f"executor-{pool}",
                 tokens={"pool": pool}, policy=policy)  # fmt: skip
+    svc.on_start(lambda: secret_store.open(svc.js))  # before the first request is taken
+    svc.on_start(lambda: steps.open(svc.js))
     svc.on_start(executor.start)
     svc.on_stop(executor.stop)
     return svc

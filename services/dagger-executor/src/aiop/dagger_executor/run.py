@@ -20,6 +20,7 @@ from opentelemetry import trace
 
 from aiop.contracts import (
     Event,
+    StepCached,
     StepCompleted,
     StepFailed,
     StepRetrying,
@@ -32,12 +33,14 @@ from aiop.contracts import (
     validate_spec,
 )
 from aiop.contracts.events import now
+from aiop.dagger_executor.adapters.artifacts import MissingOutput, StepStore
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.runner import Runner, StepResult
 from aiop.dagger_executor.domain.plan import RunPlan
 from aiop.dagger_executor.domain.retry import ONE_TRY, retry_delay
 from aiop.dagger_executor.domain.scrub import Scrubber
-from aiop.dagger_executor.domain.secrets import resolve_secrets, secret_variable
+from aiop.dagger_executor.domain.secrets import Lookup, resolve_stored_secrets
+from aiop.dagger_executor.results import Kept, RunResults
 from aiop.dagger_executor.step_output import StepOutput
 
 log = logging.getLogger("aiop.dagger_executor.run")
@@ -53,6 +56,8 @@ class RunContext:
     publisher: RetryingPublisher
     work_dir: Path
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    lookup: Lookup | None = None  # stored secrets (KV aiop_secrets), before ``environ``
+    store: StepStore | None = None  # the step cache and outputs; None: no cache, no outputs
 
 
 class WorkflowRun:
@@ -61,6 +66,7 @@ class WorkflowRun:
         self.ctx = ctx
         self.wf, self.attempt = request.workflow_id, request.attempt
         self.errors: dict[str, str] = {}  # step -> why it failed, for WorkflowFailed.reason
+        self.results = RunResults(request, ctx.store)
         self._t0 = time.monotonic()
 
     async def run(self) -> None:
@@ -122,6 +128,16 @@ class WorkflowRun:
         succeeded."""
         with tracer.start_as_current_span(f"step {step.name}"):
             started_at, t0 = now(), time.monotonic()
+            key = self.results.key(step)
+            if await self._reused(step, key, t0):
+                return True
+            # Read now, before anything runs that a cancel while reading would leave behind.
+            auth = step.registry_auth
+            names = [*step.secrets, *([auth.secret] if auth and auth.secret not in step.secrets
+                                      else [])]  # fmt: skip
+            secrets, missing = await resolve_stored_secrets(
+                names, self.request.spec.project, self.ctx.environ, self.ctx.lookup
+            )
             # Announced while the process starts, not before: the step's other events
             # wait for this one, so it is still stored first.
             announced = asyncio.create_task(
@@ -134,7 +150,6 @@ class WorkflowRun:
                 await announced
                 await self._publish(event)
 
-            secrets, missing = resolve_secrets(step.secrets, self.ctx.environ)
             scrub = Scrubber(secrets.values())
             output = StepOutput(
                 after_announced, workflow_id=self.request.workflow_id, step=step.name,
@@ -142,8 +157,7 @@ class WorkflowRun:
             )  # fmt: skip
             try:
                 if missing:
-                    wanted = ", ".join(f"{n} ({secret_variable(n)})" for n in missing)
-                    result = StepResult(None, f"secrets not set on this executor: {wanted}")
+                    result = StepResult(None, "secrets not available: " + "; ".join(missing))
                     tries = 1
                 else:
                     result, tries = await self._tries(step, secrets, output, after_announced)
@@ -155,6 +169,10 @@ class WorkflowRun:
                     await output.close()
             took = time.monotonic() - t0
             if result.succeeded:
+                kept, problem = await self._keep(step, key, took)
+                if problem:
+                    result = StepResult(0, problem, runner=result.runner)
+            if result.succeeded:
                 await self._publish(
                     StepCompleted(
                         workflow_id=self.wf,
@@ -163,6 +181,10 @@ class WorkflowRun:
                         started_at=started_at,
                         duration_s=took,
                         tries=tries,
+                        cache_key=key or None,
+                        outputs_digest=kept.outputs_digest,
+                        outputs_size=kept.outputs_size,
+                        runner=result.runner,
                     )
                 )
                 return True
@@ -180,9 +202,46 @@ class WorkflowRun:
                     duration_s=took,
                     tries=tries,
                     timed_out=result.timed_out,
+                    runner=result.runner,
                 )
             )
             return False
+
+    def _workdir(self, step: StepSpec) -> Path:
+        return self.ctx.work_dir / self.wf / str(self.attempt) / step.name
+
+    async def _reused(self, step: StepSpec, key: str, t0: float) -> bool:
+        """Whether the cache (or an earlier attempt) gave ``step`` its result; if so it
+        is announced as cached and does not run."""
+        entry = await self.results.reuse(step, key, self._workdir(step))
+        if entry is None:
+            return False
+        await self._publish(
+            StepCached(
+                workflow_id=self.wf,
+                attempt=self.attempt,
+                step=step.name,
+                cache_key=entry.key or entry.result,
+                source="resumed" if entry.workflow_id == self.wf else "cache",
+                from_workflow_id=entry.workflow_id,
+                from_attempt=entry.attempt,
+                outputs_digest=entry.outputs_digest,
+                outputs_size=entry.outputs_size,
+                duration_s=time.monotonic() - t0,
+            )
+        )
+        return True
+
+    async def _keep(self, step: StepSpec, key: str, took: float) -> tuple[Kept, str | None]:
+        """Store what a step that succeeded produced; why that failed, if it did (then
+        the step has failed)."""
+        try:
+            return await self.results.keep(step, key, self._workdir(step), took), None
+        except MissingOutput as exc:
+            return Kept(), f"it succeeded but did not produce output {exc}"
+        except Exception as exc:
+            log.exception("storing the outputs of %s failed", step.name)
+            return Kept(), f"its outputs could not be stored: {exc!r}"
 
     async def _tries(
         self,
@@ -221,10 +280,12 @@ class WorkflowRun:
         self, step: StepSpec, secrets: dict[str, str], output: StepOutput, try_number: int
     ) -> StepResult:
         req = self.request
-        workdir = self.ctx.work_dir / req.workflow_id / str(req.attempt) / step.name
+        workdir = self._workdir(step)
         if try_number > 1:
             # Every try starts from an empty work directory, as a fresh container would.
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+        if step.inputs and (missing := await self.results.put_inputs(step, workdir)):
+            return StepResult(None, missing)
         env = {
             **step.env,
             "AIOP_WORKFLOW_ID": req.workflow_id,

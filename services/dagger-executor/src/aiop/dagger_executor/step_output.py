@@ -1,8 +1,11 @@
 """One step's output on its way out: scrubbed, batched into StepOutputAppended, tail kept.
 
 Batching keeps a chatty step from publishing an event per line; the periodic flush keeps
-a quiet one from holding its last lines back until it ends. Text is scrubbed per batch of
-whole lines, so a secret on one line is always masked whole.
+a quiet one from holding its last lines back until it ends. Each stream is scrubbed as it
+is written, as one text (``StreamScrubber``): a secret split across writes, with a flush
+between them, is still masked whole, because the end of a stream that could begin a
+secret is held back until the next write or the end. Only scrubbed text is buffered,
+published or kept in the tail; a step without secrets has nothing held back.
 """
 
 import asyncio
@@ -31,6 +34,7 @@ class StepOutput:
         self._publish = publish
         self._workflow_id, self._step, self._attempt = workflow_id, step, attempt
         self._scrub = scrub
+        self._streams = {"stdout": scrub.stream(), "stderr": scrub.stream()}
         self._tail = OutputTail()
         self._buffers: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._sizes = {"stdout": 0, "stderr": 0}
@@ -40,21 +44,26 @@ class StepOutput:
         self._flusher = asyncio.create_task(self._flush_periodically(flush_interval))
 
     async def write(self, stream: str, text: str) -> None:
-        self._tail.append(text)
-        self._buffers[stream].append(text)
-        self._sizes[stream] += len(text)
+        self._keep(stream, self._streams[stream].feed(text))
         if self._sizes[stream] >= MAX_CHUNK:
             await self._flush(stream)
+
+    def _keep(self, stream: str, scrubbed: str) -> None:
+        if scrubbed:
+            self._tail.append(scrubbed)
+            self._buffers[stream].append(scrubbed)
+            self._sizes[stream] += len(scrubbed)
 
     def scrub(self, text: str) -> str:
         return self._scrub(text)
 
     def tail(self) -> str:
-        return self._scrub(self._tail.text())
+        return self._tail.text()  # of scrubbed text: its cut never uncovers part of a value
 
     async def next_try(self, try_number: int) -> None:
         """What is written from now on belongs to try ``try_number``, with a tail of its own."""
         for stream in self._buffers:
+            self._keep(stream, self._streams[stream].end())  # the try's processes are gone
             await self._flush(stream)
         self._try = try_number
         self._tail = OutputTail()
@@ -64,6 +73,7 @@ class StepOutput:
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
         for stream in self._buffers:
+            self._keep(stream, self._streams[stream].end())
             await self._flush(stream)
 
     async def _flush_periodically(self, interval: float) -> None:
@@ -76,7 +86,7 @@ class StepOutput:
         async with self._lock:
             if not self._buffers[stream]:
                 return
-            text = self._scrub("".join(self._buffers[stream]))
+            text = "".join(self._buffers[stream])  # scrubbed as written
             self._buffers[stream].clear()
             self._sizes[stream] = 0
             self._seq += 1

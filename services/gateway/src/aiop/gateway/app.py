@@ -5,7 +5,7 @@ from starlette.responses import Response
 
 from aiop.gateway import openapi, problems
 from aiop.gateway.context import Gateway
-from aiop.gateway.handlers import keys, tokens, workflows
+from aiop.gateway.handlers import cache, keys, logs, secrets, tokens, workflows
 
 
 def create_app(gw: Gateway) -> FastAPI:
@@ -13,7 +13,10 @@ def create_app(gw: Gateway) -> FastAPI:
     problems.install(app)
     app.include_router(tokens.router(gw))
     app.include_router(workflows.router(gw))
+    app.include_router(logs.router(gw))
+    app.include_router(cache.router(gw))
     app.include_router(keys.router(gw))
+    app.include_router(secrets.router(gw))
 
     @app.get("/healthz", responses=openapi.problems(431))
     async def healthz() -> Response:

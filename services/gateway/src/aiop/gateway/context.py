@@ -3,11 +3,13 @@
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from fastapi import Request
 from nats.js.kv import KeyValue
 
 from aiop.contracts.endpoints import JWKS
 from aiop.gateway.adapters.ratelimits import RateLimits
+from aiop.gateway.adapters.step_cache import StepCache
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
 from aiop.gateway.domain.bearer import bearer_token
 from aiop.gateway.domain.finished import FinishedWorkflows
@@ -31,6 +33,10 @@ class Gateway:
     grants: Grants = field(default_factory=Grants)
     finished: FinishedWorkflows = field(default_factory=FinishedWorkflows)
     cancels: KeyValue | None = None  # KV aiop_cancels, opened when the bus side starts
+    step_cache: StepCache | None = None  # the step cache, opened when the bus side starts
+    secrets: KeyValue | None = None  # KV aiop_secrets, opened when the bus side starts
+    # The executors' public key: the gateway seals secrets to it and can never open them.
+    sealing_key: X25519PublicKey | None = None
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))

@@ -2,12 +2,14 @@
 asking auth, task-manager and reporter) is a Service like every other service's."""
 
 import asyncio
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import AliasChoices, Field
 from starlette.types import ASGIApp
 
+from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS
 from aiop.contracts.cancels import CANCEL_TTL_S
 from aiop.contracts.endpoints import (
     AUTHORIZE,
@@ -19,10 +21,12 @@ from aiop.contracts.endpoints import (
     LIST_KEYS,
     REVOKE_KEY,
 )
-from aiop.contracts.events import WorkflowSubmitted
-from aiop.contracts.subjects import KV_CANCELS
+from aiop.contracts.events import StepOutputAppended, WorkflowSubmitted
+from aiop.contracts.secrets import load_public_key
+from aiop.contracts.subjects import KV_CANCELS, KV_SECRETS
 from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
+from aiop.gateway.adapters.step_cache import StepCache
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
@@ -41,6 +45,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_per_principal: str = "100/second;3000/minute"
     rate_limit_per_address: str = "300/second;9000/minute"
     rate_limit_token_requests: str = "5/second;30/minute"  # per address: guessing keys
+    # The executors' public key (PEM), which secrets are sealed to; never the private key.
+    # Without it the gateway stores no secrets (PUT /v1/secrets answers 503).
+    secrets_public_key_file: Path | None = None
 
 
 def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
@@ -50,6 +57,10 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, GET_REPORT)
     svc.asks(LIST_KEYS, ISSUE_KEY, REVOKE_KEY)
     svc.uses_bucket(KV_CANCELS)  # a cancel request is a key there
+    svc.uses_bucket(KV_SECRETS)  # sealed secrets: written, listed, deleted; never opened
+    svc.follows(StepOutputAppended)  # GET /v1/workflows/{id}/logs, one workflow per read
+    svc.uses_bucket(KV_STEP_CACHE)  # aiop cache ls|rm|prune
+    svc.uses_object_store(OBJ_OUTPUTS)  # prune removes outputs no entry names
     limits = RateLimits(
         settings.rate_limit_per_principal,
         settings.rate_limit_per_address,
@@ -62,7 +73,17 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
             svc.js, KV_CANCELS, replicas=settings.stream_replicas, ttl_s=CANCEL_TTL_S
         )
 
+    async def open_secrets() -> None:
+        if settings.secrets_public_key_file is not None:
+            gw.sealing_key = load_public_key(settings.secrets_public_key_file.read_bytes())
+        gw.secrets = await open_bucket(svc.js, KV_SECRETS, replicas=settings.stream_replicas)
+
+    async def open_step_cache() -> None:
+        gw.step_cache = await StepCache.open(svc.js, settings.stream_replicas)
+
     svc.on_start(open_cancels)
+    svc.on_start(open_step_cache)
+    svc.on_start(open_secrets)
     return svc, http_app(gw)
 
 

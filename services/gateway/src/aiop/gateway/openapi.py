@@ -20,12 +20,17 @@ from aiop.contracts.queries import (
     WorkflowReport,
     WorkflowView,
 )
+from aiop.contracts.secrets import MAX_SECRET_BYTES, SecretList, SecretValue, SecretView
 from aiop.contracts.workflow import MAX_STEPS, WorkflowSpec
+from aiop.gateway.adapters.logs import LogPage
+from aiop.gateway.adapters.step_cache import CacheList, Pruned
 from aiop.gateway.problems import MEDIA_TYPE
 
 REF = "#/components/schemas/{name}"
 TOKEN = r"^[A-Za-z0-9_\-]{1,128}$"  # names and ids that become subject tokens
-PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$"}  # what the routes check
+# What the routes check.
+PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$", "name": TOKEN, "project": TOKEN,
+            "key": r"^[0-9a-f]{64}$"}  # fmt: skip
 PROBLEM: dict[str, Any] = {
     "title": "Problem",
     "description": "RFC 9457 problem details.",
@@ -150,6 +155,12 @@ def schemas() -> dict[str, Any]:
             ApiKeyView,
             IssuedKey,
             CancelReply,
+            LogPage,
+            SecretValue,
+            SecretView,
+            SecretList,
+            CacheList,
+            Pruned,
         ],
         ref_template=REF,
     )
@@ -169,3 +180,10 @@ def _constrain(found: dict[str, Any]) -> None:
     step["name"]["pattern"] = TOKEN
     step["run"] |= {"minItems": 1, "description": "the argv; its first item names the program"}
     step["timeout"]["anyOf"][0] |= {"exclusiveMinimum": 0}
+    found["SecretValue"]["properties"]["value"] |= {
+        "minLength": 1,
+        "maxLength": MAX_SECRET_BYTES,
+        "pattern": "^[^\\u0000]*$",
+        "description": f"at most {MAX_SECRET_BYTES} bytes in UTF-8, no NUL character;"
+        " sealed at once, never shown again",
+    }

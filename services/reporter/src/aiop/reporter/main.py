@@ -19,7 +19,7 @@ POLICY = DeliveryPolicy(max_deliver=10, ack_wait_s=30.0, max_ack_pending=1024)
 FOLDED: list[type[ev.WorkflowEvent]] = [
     ev.WorkflowSubmitted, ev.WorkflowAccepted, ev.WorkflowRejected, ev.WorkflowQueued,
     ev.WorkflowStarted, ev.WorkflowCompleted, ev.WorkflowFailed, ev.WorkflowCancelled,
-    ev.StepStarted, ev.StepCompleted, ev.StepFailed, ev.StepSkipped,
+    ev.StepStarted, ev.StepCompleted, ev.StepCached, ev.StepFailed, ev.StepSkipped,
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ POLICY = DeliveryPolicy(max_ack_pending=1024)
 FOLDED: list[type[ev.WorkflowEvent]] = [
     ev.WorkflowQueued, ev.WorkflowRequested, ev.WorkflowStarted, ev.WorkflowCompleted,
     ev.WorkflowFailed, ev.WorkflowCancelled, ev.StepStarted, ev.StepCompleted, ev.StepFailed,
-    ev.StepRetrying, ev.StepSkipped,
+    ev.StepRetrying, ev.StepCached, ev.StepSkipped,
 ]  # fmt: skip
 
 

@@ -21,6 +21,33 @@ class EngineCheck:
     reason: str
 
 
+@dataclass(frozen=True)
+class RunnerChoice:
+    """The runner an executor serves with (``runner``: "dagger" or "local"), and why."""
+
+    runner: str
+    reason: str
+
+
+def choose_runner(mode: str, check: EngineCheck | None = None) -> RunnerChoice:
+    """The runner for AIOP_RUNNER ``mode`` ("auto", "local" or "dagger") on this host.
+
+    "dagger" without an engine serves with the local runner rather than crash-looping;
+    with one, the local runner still takes the steps while the engine fails (the circuit
+    breaker, adapters/fallback.py).
+    """
+    if mode == "local":
+        return RunnerChoice("local", "AIOP_RUNNER=local")
+    check = check or detect_engine()
+    if check.available:
+        return RunnerChoice("dagger", f"{check.reason}; the local runner while the engine fails")
+    if mode == "dagger":
+        return RunnerChoice(
+            "local", f"AIOP_RUNNER=dagger, but Dagger is unavailable: {check.reason}"
+        )
+    return RunnerChoice("local", f"Dagger is unavailable: {check.reason}")
+
+
 def detect_engine(env: dict[str, str] | None = None) -> EngineCheck:
     env = dict(os.environ) if env is None else env
     if env.get("DAGGER_SESSION_PORT") and env.get("DAGGER_SESSION_TOKEN"):

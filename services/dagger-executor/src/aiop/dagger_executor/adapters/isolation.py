@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,17 +65,21 @@ class Isolation:
         finally:
             self._free.put_nowait(uid)
 
-    def command(self, argv: list[str], workdir: Path, network: bool) -> list[str]:
-        """``argv`` as run: inside bubblewrap where there is one."""
+    def command(
+        self, argv: list[str], workdir: Path, network: bool, writable: Sequence[Path] = ()
+    ) -> list[str]:
+        """``argv`` as run: inside bubblewrap where there is one, with ``writable`` (cache
+        volumes) bound read-write besides its work directory."""
         if self.bwrap is None:
             return argv
+        binds = [arg for path in writable for arg in ("--bind", str(path), str(path))]
         wd = str(workdir)
         return [
             self.bwrap, "--die-with-parent", "--new-session", "--unshare-all",
             *(["--share-net"] if network else []),
             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/tmp",  # noqa: S108 - a private, empty /tmp inside the namespace
-            "--bind", wd, wd, "--chdir", wd, "--", *argv,
+            *binds, "--bind", wd, wd, "--chdir", wd, "--", *argv,
         ]  # fmt: skip
 
 

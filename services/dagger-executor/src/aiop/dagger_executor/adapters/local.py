@@ -9,6 +9,7 @@ secrets it names.
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import uuid
@@ -32,8 +33,9 @@ LINE_LIMIT = 64 * 1024
 class LocalRunner:
     name = "local"
 
-    def __init__(self, isolation: Isolation | None = None) -> None:
+    def __init__(self, isolation: Isolation | None = None, cache_root: Path | None = None) -> None:
         self.isolation = isolation or Isolation(separate_uids=False)
+        self.cache_root = cache_root  # None: beside the executor's work directory
 
     async def run(
         self,
@@ -47,7 +49,8 @@ class LocalRunner:
             # A local mkdir takes microseconds; a worker-thread hop would cost more.
             prepare_workdir(workdir, uid)
             try:
-                return await self._run(step, workdir, env, secrets, on_output, uid)
+                result = await self._run(step, workdir, env, secrets, on_output, uid)
+                return dataclasses.replace(result, runner=self.name)
             finally:
                 if uid is not None:
                     hand_back(workdir)
@@ -67,18 +70,25 @@ class LocalRunner:
         if uid is not None:
             full_env["PATH"] = STEP_PATH
         marker = uuid.uuid4().hex  # finds the step's processes that leave its group
-        full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **secrets}
+        # Only the secrets the step lists: a registry password is for pulling its image.
+        named = {k: v for k, v in secrets.items() if k in step.secrets}
+        full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **named}
         full_env[MARKER] = marker
+        caches = self._caches(step, workdir, full_env)
         ids = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.isolation.command(step.run, workdir, step.network),
+                *self.isolation.command(step.run, workdir, step.network, caches),
                 cwd=workdir,
                 env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, so a kill reaches children
+                # Steps under uids of their own share cache volumes: what one writes there
+                # the next (another uid) must be able to change. Its work directory stays
+                # its own (0700) whatever the umask.
+                umask=0 if step.caches and uid is not None else -1,
                 limit=LINE_LIMIT,
                 **ids,  # type: ignore[arg-type]
             )
@@ -108,6 +118,29 @@ class LocalRunner:
 
     async def close(self) -> None:
         return None
+
+    def _caches(self, step: StepSpec, workdir: Path, env: dict[str, str]) -> list[Path]:
+        """The step's cache volumes: one lasting folder per name, shared by every step that
+        names it. A relative path becomes a link in the work directory; a host process
+        cannot mount at an absolute one, so that is given as ``AIOP_CACHE_<NAME>``."""
+        folders = []
+        # A step's directory is <work dir>/<workflow>/<attempt>/<step>.
+        root = self.cache_root or workdir.parents[2].with_name(workdir.parents[2].name + "-caches")
+        for name, path in step.caches.items():
+            folder = root / name
+            if not folder.is_dir():
+                root.mkdir(parents=True, exist_ok=True)
+                root.chmod(0o711)  # passable, not listable
+                folder.mkdir(exist_ok=True)
+                folder.chmod(0o777)  # steps under uids of their own share it
+            env[f"AIOP_CACHE_{name.upper().replace('-', '_')}"] = str(folder)
+            if not path.startswith("/"):
+                link = workdir / path
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not link.is_symlink():
+                    link.symlink_to(folder, target_is_directory=True)
+            folders.append(folder)
+        return folders
 
 
 async def _pump(stream: asyncio.StreamReader, name: str, on_output: OutputSink) -> None:

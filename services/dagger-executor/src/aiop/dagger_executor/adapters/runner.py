@@ -6,6 +6,7 @@ scrub or time out: the caller does that the same way for every runner, and cance
 """
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +16,13 @@ from aiop.contracts import StepSpec
 # (stream, text): stream is "stdout" or "stderr"; text is one or more whole lines.
 OutputSink = Callable[[str, str], Awaitable[None]]
 
+# The capabilities the workflow whose step is running requires (WorkflowSpec.requires):
+# set by the executor in each run's context, so a runner that could fall back to another
+# (adapters/fallback.py) knows when it must not.
+REQUIRED_CAPABILITIES: ContextVar[frozenset[str]] = ContextVar(
+    "aiop_required_capabilities", default=frozenset()
+)
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -23,6 +31,7 @@ class StepResult:
     exit_code: int | None
     error: str | None = None
     timed_out: bool = False
+    runner: str | None = None  # which runner ran it ("dagger" or "local"); None: none did
 
     @property
     def succeeded(self) -> bool:
@@ -30,7 +39,11 @@ class StepResult:
 
 
 class Runner(Protocol):
-    name: str  # "local" or "dagger", as reported in WorkflowStarted.runner
+    @property
+    def name(self) -> str:
+        """ "local" or "dagger": the runner steps get now, as reported in
+        WorkflowStarted.runner."""
+        ...
 
     async def run(
         self,

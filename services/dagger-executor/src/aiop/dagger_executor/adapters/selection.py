@@ -2,8 +2,10 @@
 
 import logging
 
+from aiop.dagger_executor.adapters.breaker import CircuitBreaker
 from aiop.dagger_executor.adapters.dagger_runner import DaggerRunner
-from aiop.dagger_executor.adapters.engine import EngineCheck, detect_engine
+from aiop.dagger_executor.adapters.engine import EngineCheck, choose_runner, detect_engine
+from aiop.dagger_executor.adapters.fallback import Announce, FallbackRunner
 from aiop.dagger_executor.adapters.isolation import Isolation
 from aiop.dagger_executor.adapters.local import LocalRunner
 from aiop.dagger_executor.adapters.runner import Runner
@@ -12,11 +14,18 @@ log = logging.getLogger("aiop.dagger_executor")
 
 
 def select_runner(
-    mode: str, check: EngineCheck | None = None, isolation: Isolation | None = None
+    mode: str,
+    check: EngineCheck | None = None,
+    isolation: Isolation | None = None,
+    *,
+    breaker: CircuitBreaker | None = None,
+    announce: Announce | None = None,
 ) -> tuple[Runner, EngineCheck]:
     """The runner for ``mode`` ("auto", "local" or "dagger") and the engine check behind it;
     the local runner keeps its steps apart as ``isolation`` says.
 
+    With an engine, the runner is Dagger behind ``breaker``, falling back to the local
+    runner while the engine fails, each change of the circuit told to ``announce``.
     "dagger" without an engine serves with the local runner rather than crash-looping.
     """
     local = LocalRunner(isolation)
@@ -24,9 +33,14 @@ def select_runner(
         log.info("runner: local (configured); %s", local.isolation.summary())
         return local, EngineCheck(False, "local runner configured")
     check = check or detect_engine()
-    if check.available:
-        log.info("runner: dagger (%s)", check.reason)
-        return DaggerRunner(), check
+    choice = choose_runner(mode, check)
+    if choice.runner == "dagger":
+        breaker = breaker or CircuitBreaker()
+        log.info(
+            "runner: dagger (%s); after %d engine failures in a row, the local runner until"
+            " the engine answers again", check.reason, breaker.threshold,
+        )  # fmt: skip
+        return FallbackRunner(DaggerRunner(), local, breaker, announce), check
     level = logging.ERROR if mode == "dagger" else logging.WARNING
     log.log(level, "Dagger is unavailable: %s; serving with the local runner", check.reason)
     log.log(

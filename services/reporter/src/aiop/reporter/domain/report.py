@@ -115,6 +115,7 @@ def _with_executor(state: ReportState, executor: str, attempt: int) -> ReportSta
 _STEP_STATES: dict[type[ev.Event], str] = {
     ev.StepStarted: "running",
     ev.StepCompleted: "succeeded",
+    ev.StepCached: "cached",
     ev.StepFailed: "failed",
     ev.StepSkipped: "skipped",
 }
@@ -151,7 +152,7 @@ def to_report(state: ReportState) -> WorkflowReport:
         workflow_id=state.workflow_id,
         outcome=state.outcome,
         steps_total=len(names),
-        steps_succeeded=latest.count("succeeded"),
+        steps_succeeded=latest.count("succeeded") + latest.count("cached"),  # a result reused
         steps_failed=latest.count("failed"),
         steps_skipped=latest.count("skipped"),
         duration_s=duration,

@@ -14,7 +14,7 @@ from aiop.task_manager.domain import Step, Workflow
 
 _STEP_FIELDS = (
     "state", "attempt", "exit_code", "started_at", "finished_at", "duration_s", "error",
-    "output_tail", "closed_by_workflow", "tries",
+    "output_tail", "closed_by_workflow", "tries", "runner",
 )  # fmt: skip
 
 
@@ -125,12 +125,12 @@ async def save(conn: Conn, changes: list[tuple[Workflow, Workflow]]) -> None:
         " update steps set state = u.state, attempt = u.attempt, exit_code = u.exit_code,"
         " started_at = u.started_at, finished_at = u.finished_at, duration_s = u.duration_s,"
         " error = u.error, output_tail = u.output_tail,"
-        " closed_by_workflow = u.closed_by_workflow, tries = u.tries"
+        " closed_by_workflow = u.closed_by_workflow, tries = u.tries, runner = u.runner"
         " from unnest($9::text[], $10::text[], $11::text[], $12::int[], $13::int[],"
         " $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], $18::text[],"
-        " $19::bool[], $20::int[])"
+        " $19::bool[], $20::int[], $21::text[])"
         " as u(workflow_id, name, state, attempt, exit_code, started_at, finished_at,"
-        " duration_s, error, output_tail, closed_by_workflow, tries)"
+        " duration_s, error, output_tail, closed_by_workflow, tries, runner)"
         " where steps.workflow_id = u.workflow_id and steps.name = u.name",
         *wf_columns, *step_columns,
     )  # fmt: skip
@@ -156,5 +156,5 @@ def _step_view(s: Any) -> StepView:
         name=s["name"], state=s["state"], needs=list(s["needs"]), attempt=s["attempt"],
         exit_code=s["exit_code"], started_at=s["started_at"], finished_at=s["finished_at"],
         duration_s=s["duration_s"], error=s["error"], output_tail=s["output_tail"],
-        tries=s["tries"],
+        tries=s["tries"], runner=s["runner"],
     )  # fmt: skip

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from aiop.contracts.events import (
     Event,
+    StepCached,
     StepCompleted,
     StepEvent,
     StepFailed,
@@ -51,6 +52,7 @@ class Step:
     # real end, if it still arrives, replaces it.
     closed_by_workflow: bool = False
     tries: int = 0  # tries started in this attempt (retries: StepRetrying)
+    runner: str | None = None  # which runner ran it ("local", "dagger")
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -253,7 +255,7 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
         case StepCompleted():
             return replace(
                 base, state="succeeded", exit_code=event.exit_code, error=None,
-                output_tail=None, tries=event.tries,
+                output_tail=None, tries=event.tries, runner=event.runner or base.runner,
                 started_at=event.started_at or base.started_at,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
             )  # fmt: skip
@@ -262,7 +264,13 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
                 base, state="timed_out" if event.timed_out else "failed",
                 exit_code=event.exit_code, error=event.error,
                 output_tail=event.output_tail or None, tries=event.tries,
+                runner=event.runner or base.runner,
                 started_at=event.started_at or base.started_at,
+                finished_at=event.occurred_at, duration_s=event.duration_s,
+            )  # fmt: skip
+        case StepCached():
+            return replace(
+                base, state="cached", exit_code=0, error=None, output_tail=None,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
             )  # fmt: skip
         case StepSkipped():

@@ -1,0 +1,109 @@
+"""The step cache as operators manage it: its entries (KV aiop_step_cache) and the output
+archives they name (Object Store aiop_outputs)."""
+
+import contextlib
+from datetime import datetime
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import ObjectInfo
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from aiop.contracts.cache import (
+    CACHE_PREFIX,
+    KV_STEP_CACHE,
+    OBJ_OUTPUTS,
+    CacheEntry,
+    cache_entry_key,
+    decode_entry,
+)
+from aiop.servicekit import open_bucket, open_object_store
+
+LOAD_TIMEOUT_S = 10.0
+
+
+class CacheList(msgspec.Struct, frozen=True, kw_only=True):
+    entries: list[CacheEntry]
+    total_outputs_bytes: int  # of these entries' outputs (archives shared count once)
+
+
+class Pruned(msgspec.Struct, frozen=True, kw_only=True):
+    removed_entries: int
+    removed_outputs: int
+    freed_bytes: int
+
+
+class StepCache:
+    def __init__(self, kv: KeyValue, objects: ObjectStore) -> None:
+        self._kv = kv
+        self._objects = objects
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, replicas: int = 1) -> "StepCache":
+        # Opened, not created with limits: executors create them with theirs.
+        kv = await open_bucket(js, KV_STEP_CACHE, replicas=replicas)
+        return cls(kv, await open_object_store(js, OBJ_OUTPUTS, replicas=replicas))
+
+    async def entries(self) -> list[CacheEntry]:
+        """Every cache entry (not the resume records of steps that opted out)."""
+        watcher = await self._kv.watch(f"{CACHE_PREFIX}>", ignore_deletes=True)
+        found = []
+        try:
+            while (entry := await watcher.updates(LOAD_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    found.append(decode_entry(entry.value or b""))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return sorted(found, key=lambda e: e.created_at)
+
+    async def get(self, key: str) -> CacheEntry | None:
+        try:
+            entry = await self._kv.get(cache_entry_key(key))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return decode_entry(entry.value) if entry.value else None
+
+    async def remove(self, key: str) -> None:
+        await self._kv.delete(cache_entry_key(key))
+
+    async def prune(self, projects: set[str], before: datetime | None) -> Pruned:
+        """Remove the entries of ``projects`` created before ``before`` (all of them when
+        None), then every output archive no entry names any more."""
+        removed = 0
+        kept: set[str] = set()
+        for entry in await self.entries():
+            if entry.project in projects and (before is None or entry.created_at < before):
+                await self.remove(entry.key)
+                removed += 1
+            elif entry.outputs_digest:
+                kept.add(entry.outputs_digest)
+        kept |= await self._resumable_outputs()
+        outputs = freed = 0
+        for info in await self._list_outputs():
+            if info.name not in kept and not info.deleted:
+                await self._objects.delete(info.name)
+                outputs += 1
+                freed += info.size or 0
+        return Pruned(removed_entries=removed, removed_outputs=outputs, freed_bytes=freed)
+
+    async def _resumable_outputs(self) -> set[str]:
+        """Outputs named by resume records: a workflow in progress still needs them."""
+        watcher = await self._kv.watch("r.>", ignore_deletes=True)
+        found = set()
+        try:
+            while (entry := await watcher.updates(LOAD_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    if digest := decode_entry(entry.value or b"").outputs_digest:
+                        found.add(digest)
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return found
+
+    async def _list_outputs(self) -> list[ObjectInfo]:
+        try:
+            return list(await self._objects.list())
+        except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
+            return []  # the store holds no object at all

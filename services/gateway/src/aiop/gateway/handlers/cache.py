@@ -1,0 +1,90 @@
+"""GET /v1/cache, DELETE /v1/cache/{key}, DELETE /v1/cache (prune): the step cache, per
+project."""
+
+from datetime import timedelta
+from typing import Annotated
+
+import msgspec
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from aiop.contracts.events import now
+from aiop.gateway.adapters.step_cache import CacheList, StepCache
+from aiop.gateway.adapters.tokens import Claims
+from aiop.gateway.context import Gateway, authenticated
+from aiop.gateway.handlers.workflows import _allow
+from aiop.gateway.openapi import BEARER, json_reply, problems
+from aiop.gateway.problems import Problem
+
+JSON = "application/json"
+MAX_AGE_S = 10 * 365 * 86400.0
+
+
+def router(gw: Gateway) -> APIRouter:
+    api = APIRouter(prefix="/v1/cache")
+    Caller = Annotated[Claims, Depends(authenticated(gw))]
+    Project = Annotated[str | None, Query(description="One project; default: all of yours.")]
+
+    @api.get("", responses={200: json_reply("CacheList", "The step cache's entries"),
+                            **problems(401, 404, 422, 429, 431, 503)}, openapi_extra=BEARER)  # fmt: skip
+    async def entries(caller: Caller, project: Project = None) -> Response:
+        mine = _projects(caller, project)
+        found = [e for e in await _cache(gw).entries() if e.project in mine]
+        sizes = {e.outputs_digest: e.outputs_size for e in found if e.outputs_digest}
+        body = CacheList(entries=found, total_outputs_bytes=sum(sizes.values()))
+        return Response(msgspec.json.encode(body), media_type=JSON)
+
+    @api.delete("/{key}", responses={200: json_reply("CacheEntry", "The entry, now removed"),
+                                     **problems(400, 401, 403, 404, 429, 431, 503)},
+                openapi_extra=BEARER)  # fmt: skip
+    async def remove(key: str, caller: Caller) -> Response:
+        if not _is_key(key):
+            raise Problem(400, "a cache key is 64 hexadecimal digits", kind="bad-cache-key")
+        cache = _cache(gw)
+        entry = await cache.get(key)
+        if entry is None or entry.project not in caller.projects:
+            raise Problem(404, f"no cache entry {key}", kind="not-found")
+        await _allow(gw, caller.sub, entry.project, "cache:write")
+        await cache.remove(key)
+        return Response(msgspec.json.encode(entry), media_type=JSON)
+
+    @api.delete("", responses={200: json_reply("Pruned", "What was removed"),
+                               **problems(401, 403, 404, 422, 429, 431, 503)},
+                openapi_extra=BEARER)  # fmt: skip
+    async def prune(
+        caller: Caller,
+        project: Project = None,
+        older_than_s: Annotated[
+            float | None,
+            Query(ge=0, le=MAX_AGE_S, description="Only entries older than this; default all."),
+        ] = None,
+    ) -> Response:
+        """Prune: remove entries (all, or those older than ``older_than_s``), then every
+        output archive no entry names any more."""
+        mine = _projects(caller, project)
+        for name in sorted(mine):
+            await _allow(gw, caller.sub, name, "cache:write")
+        before = None if older_than_s is None else now() - timedelta(seconds=older_than_s)
+        pruned = await _cache(gw).prune(mine, before)
+        return Response(msgspec.json.encode(pruned), media_type=JSON)
+
+    return api
+
+
+def _projects(caller: Claims, project: str | None) -> set[str]:
+    if project is None:
+        return set(caller.projects)
+    if project not in caller.projects:
+        # As for its workflows: a project the caller may not see is not even named.
+        raise Problem(404, f"no project {project!r}", kind="not-found")
+    return {project}
+
+
+def _is_key(key: str) -> bool:
+    return len(key) == 64 and all(c in "0123456789abcdef" for c in key)
+
+
+def _cache(gw: Gateway) -> StepCache:
+    if gw.step_cache is None:
+        raise Problem(503, "the gateway is not connected to the bus yet", kind="unavailable")
+    return gw.step_cache
