@@ -9,6 +9,7 @@ from aiop.contracts import Event, StepOutputAppended, StepSpec, WorkflowRequeste
 from aiop.dagger_executor.adapters.local import LocalRunner
 from aiop.dagger_executor.domain.secrets import Lookup
 from aiop.dagger_executor.run import RunContext, WorkflowRun
+from aiop.dagger_executor.step_slots import StepSlots
 
 
 class Collected:
@@ -34,15 +35,19 @@ RunSteps = Callable[..., Awaitable[Collected]]
 
 @pytest.fixture
 def run_steps(tmp_path: Path) -> RunSteps:
-    """``await run_steps(*steps, environ=..., lookup=...)`` runs a workflow of ``steps``
+    """``await run_steps(*steps, environ=..., lookup=..., slots=...)`` runs a workflow of ``steps``
     (project ``default``) as attempt 2 of workflow ``wf1``, with work directories under
     ``tmp_path``; ``lookup`` finds stored secrets."""
 
     async def run(
-        *steps: StepSpec, environ: dict[str, str] | None = None, lookup: Lookup | None = None
+        *steps: StepSpec,
+        environ: dict[str, str] | None = None,
+        lookup: Lookup | None = None,
+        slots: StepSlots | None = None,
     ) -> Collected:
         sink = Collected()
-        ctx = RunContext("ex-1", LocalRunner(), sink, tmp_path, environ or {}, lookup)  # type: ignore[arg-type]
+        ctx = RunContext("ex-1", LocalRunner(), sink, tmp_path, environ or {}, lookup,  # type: ignore[arg-type]
+                         slots=slots or StepSlots(64))  # fmt: skip
         spec = WorkflowSpec(name="t", steps=list(steps))
         await WorkflowRun(WorkflowRequested(workflow_id="wf1", pool="default", attempt=2,
                                             spec=spec), ctx).run()  # fmt: skip

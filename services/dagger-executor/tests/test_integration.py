@@ -91,6 +91,7 @@ async def executor(nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
         work_dir=tmp_path / "work",
         runner="local",
         heartbeat_interval_s=0.2,
+        labels=["gpu"],
         step_isolation="off",  # steps run this test's own interpreter, wherever it lives
     )
     app = build(settings)
@@ -191,6 +192,8 @@ async def test_heartbeats_announce_pool_capabilities_and_slots(executor: Client)
     assert "local" in beat.capabilities
     assert beat.slots == 8
     assert beat.interval_s == 0.2
+    assert (beat.capacity, beat.load, beat.runners, beat.labels) == (16, 0, ["local"], ["gpu"])
+    assert "gpu" in beat.capabilities  # a label is something a workflow may require
     await sub.unsubscribe()
 
 

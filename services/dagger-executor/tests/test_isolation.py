@@ -4,6 +4,7 @@ bubblewrap) the network. Each attempt fails, and the step's output says so."""
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -139,3 +140,16 @@ def test_required_isolation_refuses_an_executor_that_has_none(monkeypatch) -> No
         choose("required")
     assert "NOT separated" in choose("auto").summary()
     assert choose("off") == Isolation(separate_uids=False)
+
+
+@needs_root
+async def test_a_step_under_its_own_uid_runs_as_that_uid_with_no_groups(tmp_path: Path) -> None:
+    runner = LocalRunner(choose("auto"))
+    result, output = await run(runner, work(tmp_path, "ids"), "id")
+    assert result.succeeded, output
+    ids = dict(re.findall(r"(uid|gid|groups)=(\d+)", output))
+    assert ids["uid"] != "0"
+    assert ids["gid"] == ids["uid"]
+    assert "groups=0" not in output  # the executor's groups are not the step's
+    missing, _ = await run(runner, work(tmp_path, "nobin"), "no-such-binary-aiop")
+    assert missing.error == "cannot start 'no-such-binary-aiop': no such executable"

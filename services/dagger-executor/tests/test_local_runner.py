@@ -13,9 +13,11 @@ from aiop.contracts import (
     StepOutputAppended,
     StepSkipped,
     StepSpec,
+    StepStarted,
     WorkflowCompleted,
     WorkflowFailed,
 )
+from aiop.dagger_executor.step_slots import StepSlots
 
 PY = sys.executable
 RunSteps = Callable[..., Awaitable[Any]]  # the run_steps fixture (conftest.py)
@@ -135,3 +137,17 @@ async def test_a_cache_volume_outlives_the_step_that_filled_it(
     sink = await run_steps(fill, use)
     assert sink.of(WorkflowCompleted), sink.events
     assert "warm" in sink.output("use")
+
+
+async def test_an_executor_runs_no_more_steps_at_once_than_its_capacity(
+    tmp_path: Path, run_steps: RunSteps
+) -> None:
+    sleep = [PY, "-c", "import time; time.sleep(0.2)"]
+    slots = StepSlots(1)
+    sink = await run_steps(StepSpec(name="a", run=sleep), StepSpec(name="b", run=sleep),
+                           slots=slots)  # fmt: skip
+    kinds = [(type(e).__name__, e.step) for e in sink.events  # type: ignore[attr-defined]
+             if isinstance(e, StepStarted | StepCompleted)]  # fmt: skip
+    # Independent steps, but one slot: the second starts only once the first has ended.
+    assert [k for k, _ in kinds] == ["StepStarted", "StepCompleted"] * 2
+    assert slots.load == 0

@@ -18,14 +18,17 @@ from aiop.distributor.domain.registry import Registry
 
 
 def hb(executor_id: str, pool: str = "p", caps: tuple[str, ...] = (), slots: int = 2,
-       running: int = 0, interval: float = 1.0) -> ExecutorHeartbeat:  # fmt: skip
+       running: int = 0, interval: float = 1.0, capacity: int = 0,
+       load: int = 0) -> ExecutorHeartbeat:  # fmt: skip
     return ExecutorHeartbeat(
         executor_id=executor_id,
         pool=pool,
         capabilities=list(caps),
-        slots=slots,
+        slots=slots - running,  # as an executor says it: what it can take now
         running=[f"wf{i}" for i in range(running)],
         interval_s=interval,
+        capacity=capacity,
+        load=load,
     )
 
 
@@ -146,3 +149,13 @@ def test_a_cancel_ends_at_once_what_no_executor_runs_and_leaves_the_rest_to_it()
     assert cancel_step(sent, None, dead=False) == "claim"  # out, but no one took it yet
     assert cancel_step(sent, Claim("e1", 0.0), dead=False) == "wait"
     assert cancel_step(sent, Claim("e1", 0.0), dead=True) == "now"
+
+
+def test_equal_free_slots_go_to_the_pool_with_more_free_step_capacity() -> None:
+    live = registry(
+        hb("a1", "a", slots=2, capacity=8, load=7),
+        hb("b1", "b", slots=2, capacity=8, load=2),
+    ).live(0)
+    assert choose_pool([], live) == "b"
+    busy = registry(hb("a1", "a", slots=3, capacity=8, load=8), hb("b1", "b", slots=2)).live(0)
+    assert choose_pool([], busy) == "a"  # free workflow slots come first

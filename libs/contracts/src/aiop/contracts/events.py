@@ -235,10 +235,14 @@ class ExecutorHeartbeat(Event, frozen=True, kw_only=True, omit_defaults=True):
     ROUTING: ClassVar[tuple[str, ...]] = ("pool", "executor_id")
     executor_id: str
     pool: str
-    capabilities: list[str]
-    slots: int
-    running: list[str] = []
+    capabilities: list[str]  # what workflows may require: runner kinds and labels
+    slots: int  # workflows it can take now
+    running: list[str] = []  # the workflows it runs
     interval_s: float = 2.0
+    capacity: int = 0  # steps it runs at most at once, over all its workflows
+    load: int = 0  # steps it runs now
+    runners: list[str] = []  # the runner kinds it can use now: "local", "dagger"
+    labels: list[str] = []  # what its operator says it offers, e.g. "gpu"
 
     def subject(self) -> str:
         pool = check_token(self.pool, "pool")

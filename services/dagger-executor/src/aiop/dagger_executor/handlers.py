@@ -65,6 +65,8 @@ class Identity:
     # The capabilities it cannot offer for now (Dagger while its circuit is open): left
     # out of each heartbeat, so that the distributor sends such work elsewhere.
     withheld: Callable[[], frozenset[str]] = frozenset
+    runners: list[str] = field(default_factory=lambda: ["local"])  # runner kinds it has
+    labels: list[str] = field(default_factory=list)
 
 
 class Executor:
@@ -211,13 +213,18 @@ class Executor:
     async def _beat(self) -> None:
         ident = self.identity
         while True:
+            withheld = ident.withheld()
             beat = ExecutorHeartbeat(
                 executor_id=ident.executor_id,
                 pool=ident.pool,
-                capabilities=[c for c in ident.capabilities if c not in ident.withheld()],
+                capabilities=[c for c in ident.capabilities if c not in withheld],
                 slots=ident.slots - len(self.running),
                 running=sorted({held.request.workflow_id for held in self.running.values()}),
                 interval_s=ident.heartbeat_interval_s,
+                capacity=self.ctx.slots.capacity,
+                load=self.ctx.slots.load,
+                runners=[r for r in ident.runners if r not in withheld],
+                labels=ident.labels,
             )
             with contextlib.suppress(Exception):  # a missed beat is made up by the next one
                 await self.bus.publish(beat)

@@ -36,13 +36,18 @@ from aiop.dagger_executor.adapters.selection import select_runner
 from aiop.dagger_executor.domain.naming import executor_id
 from aiop.dagger_executor.handlers import Executor, Identity
 from aiop.dagger_executor.run import RunContext
+from aiop.dagger_executor.step_slots import StepSlots
 from aiop.servicekit import DeliveryPolicy, Service, ServiceSettings
 
 
 class ExecutorSettings(ServiceSettings):
     pool: str = "default"
     capabilities: list[str] = ["local"]  # "dagger" is added when an engine is reachable
-    slots: int = 8
+    slots: int = 8  # workflows at once
+    step_capacity: int = 16  # steps at once, over all its workflows
+    labels: list[
+        str
+    ] = []  # what it offers besides runners, e.g. ["gpu"]: workflows may require them
     heartbeat_interval_s: float = 1.0
     work_dir: Path = Path(tempfile.gettempdir()) / "aiop-work"
     runner: Literal["auto", "local", "dagger"] = "auto"
@@ -75,14 +80,16 @@ def build(settings: ExecutorSettings) -> Service:
                              settings.breaker_max_cooldown_s)  # fmt: skip
     runner, _ = select_runner(settings.runner, isolation=isolation, breaker=breaker,
                               announce=circuit_announcer(publisher.publish, me, pool))  # fmt: skip
-    caps = sorted({*settings.capabilities, *(["dagger"] if runner.name == "dagger" else [])})
+    runners = ["local", *(["dagger"] if runner.name == "dagger" else [])]
+    caps = sorted({*settings.capabilities, *runners, *settings.labels})
     withheld = runner.withheld if isinstance(runner, FallbackRunner) else frozenset
-    identity = Identity(me, pool, caps, settings.slots, settings.heartbeat_interval_s, withheld)
+    identity = Identity(me, pool, caps, settings.slots, settings.heartbeat_interval_s, withheld,
+                        runners=runners, labels=sorted(settings.labels))  # fmt: skip
     secret_store = SecretStore(settings.secrets_key_file, settings.stream_replicas)
     steps = StepStore(CacheLimits(settings.cache_ttl_s, settings.cache_max_bytes),
                       settings.stream_replicas)  # fmt: skip
-    ctx = RunContext(me, runner, publisher, settings.work_dir,
-                     lookup=secret_store.lookup, store=steps)  # fmt: skip
+    ctx = RunContext(me, runner, publisher, settings.work_dir, lookup=secret_store.lookup,
+                     store=steps, slots=StepSlots(settings.step_capacity))  # fmt: skip
     executor = Executor(identity, svc.bus, ctx, lambda: svc.js, settings.stream_replicas)
 
     svc.publishes(

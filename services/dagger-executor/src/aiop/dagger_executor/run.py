@@ -42,6 +42,7 @@ from aiop.dagger_executor.domain.scrub import Scrubber
 from aiop.dagger_executor.domain.secrets import Lookup, resolve_stored_secrets
 from aiop.dagger_executor.results import Kept, RunResults
 from aiop.dagger_executor.step_output import StepOutput
+from aiop.dagger_executor.step_slots import StepSlots
 
 log = logging.getLogger("aiop.dagger_executor.run")
 tracer = trace.get_tracer("aiop.dagger_executor")
@@ -58,6 +59,7 @@ class RunContext:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     lookup: Lookup | None = None  # stored secrets (KV aiop_secrets), before ``environ``
     store: StepStore | None = None  # the step cache and outputs; None: no cache, no outputs
+    slots: StepSlots = field(default_factory=lambda: StepSlots(64))  # steps at once
 
 
 class WorkflowRun:
@@ -127,85 +129,88 @@ class WorkflowRun:
         """Run one step, retried per its policy, and publish how it went; True when it
         succeeded."""
         with tracer.start_as_current_span(f"step {step.name}"):
-            started_at, t0 = now(), time.monotonic()
             key = self.results.key(step)
-            if await self._reused(step, key, t0):
+            if await self._reused(step, key, time.monotonic()):
                 return True
-            # Read now, before anything runs that a cancel while reading would leave behind.
-            auth = step.registry_auth
-            names = [*step.secrets, *([auth.secret] if auth and auth.secret not in step.secrets
-                                      else [])]  # fmt: skip
-            secrets, missing = await resolve_stored_secrets(
-                names, self.request.spec.project, self.ctx.environ, self.ctx.lookup
-            )
-            # Announced while the process starts, not before: the step's other events
-            # wait for this one, so it is still stored first.
-            announced = asyncio.create_task(
-                self._publish(
-                    StepStarted(workflow_id=self.wf, attempt=self.attempt, step=step.name)
-                )
-            )
+            async with self.ctx.slots.hold():
+                return await self._run_step(step, key)
 
-            async def after_announced(event: Event) -> None:
-                await announced
-                await self._publish(event)
+    async def _run_step(self, step: StepSpec, key: str) -> bool:
+        """Run ``step`` (it holds a step slot) and publish how it went."""
+        started_at, t0 = now(), time.monotonic()
+        # Read now, before anything runs that a cancel while reading would leave behind.
+        auth = step.registry_auth
+        names = [*step.secrets, *([auth.secret] if auth and auth.secret not in step.secrets
+                                  else [])]  # fmt: skip
+        secrets, missing = await resolve_stored_secrets(
+            names, self.request.spec.project, self.ctx.environ, self.ctx.lookup
+        )
+        # Announced while the process starts, not before: the step's other events
+        # wait for this one, so it is still stored first.
+        announced = asyncio.create_task(
+            self._publish(StepStarted(workflow_id=self.wf, attempt=self.attempt, step=step.name))
+        )
 
-            scrub = Scrubber(secrets.values())
-            output = StepOutput(
-                after_announced, workflow_id=self.request.workflow_id, step=step.name,
-                attempt=self.request.attempt, scrub=scrub,
-            )  # fmt: skip
-            try:
-                if missing:
-                    result = StepResult(None, "secrets not available: " + "; ".join(missing))
-                    tries = 1
-                else:
-                    result, tries = await self._tries(step, secrets, output, after_announced)
+        async def after_announced(event: Event) -> None:
+            await announced
+            await self._publish(event)
+
+        scrub = Scrubber(secrets.values())
+        output = StepOutput(
+            after_announced, workflow_id=self.request.workflow_id, step=step.name,
+            attempt=self.request.attempt, scrub=scrub,
+        )  # fmt: skip
+        try:
+            if missing:
+                result = StepResult(None, "secrets not available: " + "; ".join(missing))
+                tries = 1
+            else:
+                result, tries = await self._tries(step, secrets, output, after_announced)
+            await output.close()
+            await announced
+        finally:
+            announced.cancel()  # a no-op once done; else this step is being cancelled
+            with contextlib.suppress(asyncio.CancelledError):
                 await output.close()
-                await announced
-            finally:
-                announced.cancel()  # a no-op once done; else this step is being cancelled
-                with contextlib.suppress(asyncio.CancelledError):
-                    await output.close()
-            took = time.monotonic() - t0
-            if result.succeeded:
-                kept, problem = await self._keep(step, key, took)
-                if problem:
-                    result = StepResult(0, problem, runner=result.runner)
-            if result.succeeded:
-                await self._publish(
-                    StepCompleted(
-                        workflow_id=self.wf,
-                        attempt=self.attempt,
-                        step=step.name,
-                        started_at=started_at,
-                        duration_s=took,
-                        tries=tries,
-                        cache_key=key or None,
-                        outputs_digest=kept.outputs_digest,
-                        outputs_size=kept.outputs_size,
-                        runner=result.runner,
-                    )
-                )
-                return True
-            error = scrub(result.error or f"exited with code {result.exit_code}")
-            self.errors[step.name] = error
+        took = time.monotonic() - t0
+        if result.succeeded:
+            kept, problem = await self._keep(step, key, took)
+            if problem:
+                result = StepResult(0, problem, runner=result.runner)
+        if result.succeeded:
             await self._publish(
-                StepFailed(
+                StepCompleted(
                     workflow_id=self.wf,
                     attempt=self.attempt,
                     step=step.name,
-                    exit_code=result.exit_code,
-                    error=error,
-                    output_tail=output.tail(),
                     started_at=started_at,
                     duration_s=took,
                     tries=tries,
-                    timed_out=result.timed_out,
+                    cache_key=key or None,
+                    outputs_digest=kept.outputs_digest,
+                    outputs_size=kept.outputs_size,
                     runner=result.runner,
                 )
             )
-            return False
+            return True
+        error = scrub(result.error or f"exited with code {result.exit_code}")
+        self.errors[step.name] = error
+        await self._publish(
+            StepFailed(
+                workflow_id=self.wf,
+                attempt=self.attempt,
+                step=step.name,
+                exit_code=result.exit_code,
+                error=error,
+                output_tail=output.tail(),
+                started_at=started_at,
+                duration_s=took,
+                tries=tries,
+                timed_out=result.timed_out,
+                runner=result.runner,
+            )
+        )
+        return False
 
     def _workdir(self, step: StepSpec) -> Path:
         return self.ctx.work_dir / self.wf / str(self.attempt) / step.name

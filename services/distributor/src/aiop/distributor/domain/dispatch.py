@@ -49,16 +49,18 @@ Action = Send | Queue | None
 
 
 def choose_pool(requires: list[str], live: list[Executor]) -> str | None:
-    """The pool whose live executors offering all of ``requires`` have the most free slots.
+    """The pool whose live executors offering all of ``requires`` have the most free
+    workflow slots, then the most free step capacity (the least loaded).
 
     A pool at zero free slots still qualifies: requests wait in its stream until a slot
     frees, which beats holding the workflow back here. Ties go to the first pool by name.
     """
     need = set(requires)
-    free: dict[str, int] = {}
+    free: dict[str, tuple[int, int]] = {}
     for executor in live:
         if need <= executor.capabilities:
-            free[executor.pool] = free.get(executor.pool, 0) + executor.free_slots
+            slots, steps = free.get(executor.pool, (0, 0))
+            free[executor.pool] = (slots + executor.free_slots, steps + executor.free_steps)
     if not free:
         return None
     return max(sorted(free), key=lambda pool: free[pool])

@@ -18,17 +18,23 @@ class Executor:
     executor_id: str
     pool: str
     capabilities: frozenset[str]
-    slots: int
+    slots: int  # workflows it can take now (the executor counts its running ones out)
     running: int
     interval_s: float
     last_seen: float
+    capacity: int = 0  # steps at once
+    load: int = 0  # steps running
 
     def is_live(self, now: float) -> bool:
         return now - self.last_seen <= MISSED_BEATS * self.interval_s
 
     @property
     def free_slots(self) -> int:
-        return max(self.slots - self.running, 0)
+        return max(self.slots, 0)
+
+    @property
+    def free_steps(self) -> int:
+        return max(self.capacity - self.load, 0)
 
 
 class Registry:
@@ -46,6 +52,8 @@ class Registry:
             running=len(hb.running),
             interval_s=hb.interval_s,
             last_seen=now,
+            capacity=hb.capacity,
+            load=hb.load,
         )
         return before is None or not before.is_live(now)
 
