@@ -29,6 +29,8 @@ from aiop.contracts.subjects import HEARTBEAT_ALL, KV_CANCELS, KV_CLAIMS
 from aiop.dagger_executor.main import ExecutorSettings, build
 from aiop.servicekit.rpc import wait_ready
 
+from .conftest import alive
+
 pytestmark = pytest.mark.integration
 PY = sys.executable
 TERMINAL = ("aiop.workflow.completed.v1", "aiop.workflow.failed.v1", "aiop.workflow.cancelled.v1")
@@ -213,14 +215,6 @@ async def ask_cancel(nc: Client, workflow_id: str) -> None:
     kv = await nc.jetstream().key_value(KV_CANCELS)
     await kv.create(workflow_id, msgspec.json.encode(CancelRequest(principal="alice",
                                                                    requested_at=now())))  # fmt: skip
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 async def test_a_cancel_stops_the_running_step_and_starts_no_more(executor: Client) -> None:

@@ -3,9 +3,7 @@
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from aiop.contracts import (
     StepCompleted,
@@ -19,8 +17,9 @@ from aiop.contracts import (
 )
 from aiop.dagger_executor.step_slots import StepSlots
 
+from .conftest import RunSteps
+
 PY = sys.executable
-RunSteps = Callable[..., Awaitable[Any]]  # the run_steps fixture (conftest.py)
 
 
 async def test_success_streams_output_and_notes_the_image(

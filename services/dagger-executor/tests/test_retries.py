@@ -4,9 +4,7 @@ real local runner."""
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,8 +21,9 @@ from aiop.contracts import (
 )
 from aiop.dagger_executor.domain.retry import retry_delay
 
+from .conftest import RunSteps, alive
+
 PY = sys.executable
-RunSteps = Callable[..., Awaitable[Any]]  # the run_steps fixture (conftest.py)
 
 # Fails until the file named by argv[1] counts argv[2] tries, then succeeds; each try says
 # which one it is (the work directory is emptied between tries, so the count lives outside).
@@ -115,15 +114,6 @@ open(sys.argv[1], "w").write(str(child.pid))
 print("started", child.pid, flush=True)
 time.sleep(120)
 """
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie waiting for its reaper does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")

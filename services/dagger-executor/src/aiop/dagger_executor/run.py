@@ -140,8 +140,8 @@ class WorkflowRun:
         started_at, t0 = now(), time.monotonic()
         # Read now, before anything runs that a cancel while reading would leave behind.
         auth = step.registry_auth
-        names = [*step.secrets, *([auth.secret] if auth and auth.secret not in step.secrets
-                                  else [])]  # fmt: skip
+        # The registry's password too, for the pull (runners keep it out of the env).
+        names = list(dict.fromkeys([*step.secrets, *([auth.secret] if auth else [])]))
         secrets, missing = await resolve_stored_secrets(
             names, self.request.spec.project, self.ctx.environ, self.ctx.lookup
         )

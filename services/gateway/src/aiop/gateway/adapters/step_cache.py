@@ -16,6 +16,7 @@ from aiop.contracts.cache import (
     CACHE_PREFIX,
     KV_STEP_CACHE,
     OBJ_OUTPUTS,
+    RESUME_PREFIX,
     CacheEntry,
     cache_entry_key,
     decode_entry,
@@ -49,7 +50,11 @@ class StepCache:
 
     async def entries(self) -> list[CacheEntry]:
         """Every cache entry (not the resume records of steps that opted out)."""
-        watcher = await self._kv.watch(f"{CACHE_PREFIX}>", ignore_deletes=True)
+        return sorted(await self._load(f"{CACHE_PREFIX}>"), key=lambda e: e.created_at)
+
+    async def _load(self, keys: str) -> list[CacheEntry]:
+        """The readable entries under ``keys`` (a KV key filter), as they are now."""
+        watcher = await self._kv.watch(keys, ignore_deletes=True)
         found = []
         try:
             while (entry := await watcher.updates(LOAD_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
@@ -57,7 +62,7 @@ class StepCache:
                     found.append(decode_entry(entry.value or b""))
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
-        return sorted(found, key=lambda e: e.created_at)
+        return found
 
     async def get(self, key: str) -> CacheEntry | None:
         try:
@@ -91,16 +96,7 @@ class StepCache:
 
     async def _resumable_outputs(self) -> set[str]:
         """Outputs named by resume records: a workflow in progress still needs them."""
-        watcher = await self._kv.watch("r.>", ignore_deletes=True)
-        found = set()
-        try:
-            while (entry := await watcher.updates(LOAD_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
-                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                    if digest := decode_entry(entry.value or b"").outputs_digest:
-                        found.add(digest)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return found
+        return {e.outputs_digest for e in await self._load(f"{RESUME_PREFIX}>") if e.outputs_digest}
 
     async def _list_outputs(self) -> list[ObjectInfo]:
         try:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from aiop.contracts.events import now
+from aiop.gateway.access import allow, project_for
 from aiop.gateway.adapters.step_cache import CacheList, StepCache
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated
-from aiop.gateway.handlers.workflows import _allow
 from aiop.gateway.openapi import BEARER, json_reply, problems
 from aiop.gateway.problems import Problem
 
@@ -26,9 +26,9 @@ def router(gw: Gateway) -> APIRouter:
     Project = Annotated[str | None, Query(description="One project; default: all of yours.")]
 
     @api.get("", responses={200: json_reply("CacheList", "The step cache's entries"),
-                            **problems(401, 404, 422, 429, 431, 503)}, openapi_extra=BEARER)  # fmt: skip
+                            **problems(400, 401, 403, 404, 422, 429, 431, 503)}, openapi_extra=BEARER)  # fmt: skip
     async def entries(caller: Caller, project: Project = None) -> Response:
-        mine = _projects(caller, project)
+        mine = await _projects(gw, caller, project, "cache:read")
         found = [e for e in await _cache(gw).entries() if e.project in mine]
         sizes = {e.outputs_digest: e.outputs_size for e in found if e.outputs_digest}
         body = CacheList(entries=found, total_outputs_bytes=sum(sizes.values()))
@@ -44,12 +44,12 @@ def router(gw: Gateway) -> APIRouter:
         entry = await cache.get(key)
         if entry is None or entry.project not in caller.projects:
             raise Problem(404, f"no cache entry {key}", kind="not-found")
-        await _allow(gw, caller.sub, entry.project, "cache:write")
+        await allow(gw, caller.sub, entry.project, "cache:write")
         await cache.remove(key)
         return Response(msgspec.json.encode(entry), media_type=JSON)
 
     @api.delete("", responses={200: json_reply("Pruned", "What was removed"),
-                               **problems(401, 403, 404, 422, 429, 431, 503)},
+                               **problems(400, 401, 403, 404, 422, 429, 431, 503)},
                 openapi_extra=BEARER)  # fmt: skip
     async def prune(
         caller: Caller,
@@ -61,9 +61,7 @@ def router(gw: Gateway) -> APIRouter:
     ) -> Response:
         """Prune: remove entries (all, or those older than ``older_than_s``), then every
         output archive no entry names any more."""
-        mine = _projects(caller, project)
-        for name in sorted(mine):
-            await _allow(gw, caller.sub, name, "cache:write")
+        mine = await _projects(gw, caller, project, "cache:write")
         before = None if older_than_s is None else now() - timedelta(seconds=older_than_s)
         pruned = await _cache(gw).prune(mine, before)
         return Response(msgspec.json.encode(pruned), media_type=JSON)
@@ -71,13 +69,13 @@ def router(gw: Gateway) -> APIRouter:
     return api
 
 
-def _projects(caller: Claims, project: str | None) -> set[str]:
-    if project is None:
-        return set(caller.projects)
-    if project not in caller.projects:
-        # As for its workflows: a project the caller may not see is not even named.
-        raise Problem(404, f"no project {project!r}", kind="not-found")
-    return {project}
+async def _projects(gw: Gateway, caller: Claims, project: str | None, action: str) -> set[str]:
+    """The project asked for, or all the caller's, once it may do ``action`` in each."""
+    if project is not None:
+        return {await project_for(gw, caller, project, action)}
+    for name in sorted(caller.projects):
+        await allow(gw, caller.sub, name, action)
+    return set(caller.projects)
 
 
 def _is_key(key: str) -> bool:

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
+from aiop.gateway.access import current_view, visible_view
 from aiop.gateway.adapters.logs import LogPage, LogReader
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated
-from aiop.gateway.handlers.workflows import _checked, _current_view, _not_found
 from aiop.gateway.openapi import BEARER, json_reply, problems
 from aiop.gateway.problems import Problem
 
@@ -62,10 +62,8 @@ def router(gw: Gateway) -> APIRouter:
         follow: Annotated[bool, Query(description="Stream new output until the end.")] = False,
         after: Annotated[int, Query(ge=0, description="Only entries after this seq.")] = 0,
     ) -> Response:
-        wf = _checked(workflow_id)
-        view = await _current_view(gw, wf)
-        if view is None or view.project not in caller.projects:
-            raise _not_found(workflow_id)
+        view = await visible_view(gw, caller, workflow_id)
+        wf = view.workflow_id
         if step is not None and view.steps and step not in {s.name for s in view.steps}:
             raise Problem(404, f"workflow {wf} has no step {step!r}", kind="not-found")
         resume = request.headers.get("last-event-id", "")
@@ -100,7 +98,7 @@ async def _follow(
                 sent = now
             if now - checked >= STATE_EVERY_S:
                 with contextlib.suppress(Problem):  # task-manager away a moment: ask again
-                    view = await _current_view(gw, workflow_id)
+                    view = await current_view(gw, workflow_id)
                     state = view.state if view is not None else state
                 checked = now
         for entry in await reader.stored():

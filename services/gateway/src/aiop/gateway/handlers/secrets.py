@@ -28,10 +28,9 @@ from aiop.contracts.secrets import (
     secret_key,
     view_of,
 )
-from aiop.contracts.subjects import InvalidToken, check_token
+from aiop.gateway.access import checked, project_for
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated, read_body
-from aiop.gateway.handlers.workflows import _allow
 from aiop.gateway.openapi import BEARER, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
 
@@ -56,7 +55,10 @@ def router(gw: Gateway) -> APIRouter:
     async def put_secret(
         name: str, request: Request, caller: Caller, project: str = DEFAULT_PROJECT
     ) -> Response:
-        name, project = _name(name), await _project(gw, caller, project, "secret:write")
+        name, project = (
+            checked(name, "secret name", "bad-secret-name"),
+            await project_for(gw, caller, project, "secret:write"),
+        )
         value = await _read_value(gw, request)
         kv, public = _bucket(gw), gw.sealing_key
         if public is None:
@@ -94,7 +96,7 @@ def router(gw: Gateway) -> APIRouter:
         openapi_extra=BEARER,
     )
     async def list_secrets(caller: Caller, project: str = DEFAULT_PROJECT) -> Response:
-        project = await _project(gw, caller, project, "secret:read")
+        project = await project_for(gw, caller, project, "secret:read")
         kv = _bucket(gw)
         try:
             found = await _stored_in(kv, project)
@@ -114,7 +116,10 @@ def router(gw: Gateway) -> APIRouter:
         openapi_extra=BEARER,
     )
     async def delete_secret(name: str, caller: Caller, project: str = DEFAULT_PROJECT) -> Response:
-        name, project = _name(name), await _project(gw, caller, project, "secret:write")
+        name, project = (
+            checked(name, "secret name", "bad-secret-name"),
+            await project_for(gw, caller, project, "secret:write"),
+        )
         kv = _bucket(gw)
         key = secret_key(project, name)
         current = await _current(kv, key)
@@ -127,26 +132,6 @@ def router(gw: Gateway) -> APIRouter:
         return Response(msgspec.json.encode(view_of(current[0])), media_type=JSON)
 
     return api
-
-
-def _name(name: str) -> str:
-    try:
-        return check_token(name, "secret name")
-    except InvalidToken as exc:
-        raise Problem(400, str(exc), kind="bad-secret-name") from exc
-
-
-async def _project(gw: Gateway, caller: Claims, project: str, action: str) -> str:
-    """``project`` once the caller may do ``action`` in it; one outside its token is not
-    even named."""
-    try:
-        check_token(project, "project")
-    except InvalidToken as exc:
-        raise Problem(400, str(exc), kind="bad-project") from exc
-    if project not in caller.projects:
-        raise Problem(404, f"no project {project}", kind="not-found")
-    await _allow(gw, caller.sub, project, action)
-    return project
 
 
 async def _read_value(gw: Gateway, request: Request) -> str:

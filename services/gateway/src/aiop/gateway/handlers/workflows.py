@@ -9,19 +9,23 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from aiop.contracts.cancels import CancelRequest
-from aiop.contracts.endpoints import AUTHORIZE, GET_REPORT, GET_WORKFLOW
+from aiop.contracts.endpoints import GET_REPORT, GET_WORKFLOW
 from aiop.contracts.events import WorkflowSubmitted, now
 from aiop.contracts.queries import (
-    AuthorizeReply,
-    AuthorizeRequest,
     CancelReply,
     WorkflowQuery,
     WorkflowReport,
     WorkflowView,
 )
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
-from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.contracts.workflow import WorkflowSpec
+from aiop.gateway.access import (
+    allow,
+    checked_workflow_id,
+    resolve_view,
+    visible_view,
+    workflow_not_found,
+)
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated, read_body, upstream
 from aiop.gateway.domain.finished import is_final
@@ -41,7 +45,6 @@ JSON = "application/json"
 MAX_IDEMPOTENCY_KEY = 256
 _view = msgspec.json.Decoder(WorkflowView)
 _report = msgspec.json.Decoder(WorkflowReport)
-_authorize = msgspec.json.Decoder(AuthorizeReply)
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -58,7 +61,7 @@ def router(gw: Gateway) -> APIRouter:
     )  # fmt: skip
     async def submit(request: Request, caller: Caller) -> Response:
         spec = await _read_spec(gw, request)
-        await _allow(gw, caller.sub, spec.project, "workflow:submit")
+        await allow(gw, caller.sub, spec.project, "workflow:submit")
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise Problem(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
@@ -88,20 +91,20 @@ def router(gw: Gateway) -> APIRouter:
         openapi_extra=BEARER,
     )
     async def status(workflow_id: str, caller: Caller) -> Response:
-        query = WorkflowQuery(workflow_id=_checked(workflow_id))
+        query = WorkflowQuery(workflow_id=checked_workflow_id(workflow_id))
         if (finished := gw.finished.get(workflow_id)) is not None:
             project, body = finished
             if project not in caller.projects:
-                raise _not_found(workflow_id)
+                raise workflow_not_found(workflow_id)
             return Response(body, media_type=JSON)
         view_reply, report_reply = await asyncio.gather(
             gw.svc.ask(GET_WORKFLOW, query),
             gw.svc.ask(GET_REPORT, query),
             return_exceptions=True,
         )
-        view = _resolve_view(gw, workflow_id, view_reply)
+        view = resolve_view(gw, workflow_id, view_reply)
         if view is None or view.project not in caller.projects:
-            raise _not_found(workflow_id)  # another project's workflow is not even named
+            raise workflow_not_found(workflow_id)  # another project's workflow is not even named
         report = _valid_report(report_reply)
         body = encode_status(view, report[1] if report else None)
         if is_final(view, report[0] if report else None):
@@ -117,11 +120,11 @@ def router(gw: Gateway) -> APIRouter:
         openapi_extra=BEARER,
     )
     async def report(workflow_id: str, caller: Caller) -> Response:
-        query = WorkflowQuery(workflow_id=_checked(workflow_id))
+        query = WorkflowQuery(workflow_id=checked_workflow_id(workflow_id))
         body = await _report_of(gw, query, caller)
         project = _report.decode(body).project or await _project_of(gw, query)
         if project not in caller.projects:
-            raise _not_found(workflow_id)  # as for its status: not even named
+            raise workflow_not_found(workflow_id)  # as for its status: not even named
         return Response(body, media_type=JSON)
 
     @api.post(
@@ -135,22 +138,20 @@ def router(gw: Gateway) -> APIRouter:
         openapi_extra=BEARER,
     )  # fmt: skip
     async def cancel(workflow_id: str, caller: Caller) -> Response:
-        return await _cancel(gw, _checked(workflow_id), caller)
+        return await _cancel(gw, workflow_id, caller)
 
     return api
 
 
 async def _cancel(gw: Gateway, workflow_id: str, caller: Claims) -> Response:
-    view = await _current_view(gw, workflow_id)
-    if view is None or view.project not in caller.projects:
-        raise _not_found(workflow_id)
+    view = await visible_view(gw, caller, workflow_id)
     url = f"/v1/workflows/{workflow_id}"
     if view.state in TERMINAL_WORKFLOW_STATES:
         detail = f"the workflow already ended {view.state}; nothing to cancel"
         reply = CancelReply(workflow_id=workflow_id, state=view.state, detail=detail,
                             status_url=url)  # fmt: skip
         return Response(msgspec.json.encode(reply), 200, media_type=JSON)
-    await _allow(gw, caller.sub, view.project, "workflow:cancel")
+    await allow(gw, caller.sub, view.project, "workflow:cancel")
     request = CancelRequest(principal=caller.sub, requested_at=now())
     detail = (
         "cancel requested"
@@ -162,19 +163,6 @@ async def _cancel(gw: Gateway, workflow_id: str, caller: Claims) -> Response:
         detail=f"{detail}: running steps are stopped and the workflow ends cancelled",
     )  # fmt: skip
     return Response(msgspec.json.encode(reply), 202, {"Location": url}, media_type=JSON)
-
-
-async def _current_view(gw: Gateway, workflow_id: str) -> WorkflowView | None:
-    """The workflow as last known: finished here, from task-manager, or just accepted."""
-    if (finished := gw.finished.get(workflow_id)) is not None:
-        return _view.decode(finished[1])
-    try:
-        reply: bytes | BaseException = await gw.svc.ask(
-            GET_WORKFLOW, WorkflowQuery(workflow_id=workflow_id)
-        )
-    except QueryFailed as exc:
-        reply = exc
-    return _resolve_view(gw, workflow_id, reply)
 
 
 async def _ask_cancel(gw: Gateway, workflow_id: str, request: CancelRequest) -> bool:
@@ -216,7 +204,7 @@ async def _report_of(gw: Gateway, query: WorkflowQuery, caller: Claims) -> bytes
             raise upstream(exc, "reporter") from exc
         recent = gw.recent.view(query.workflow_id)
         if recent is None or recent.project not in caller.projects:
-            raise _not_found(query.workflow_id) from exc
+            raise workflow_not_found(query.workflow_id) from exc
         report = WorkflowReport(
             workflow_id=query.workflow_id, outcome="submitted", project=recent.project
         )
@@ -232,44 +220,6 @@ async def _project_of(gw: Gateway, query: WorkflowQuery) -> str | None:
             return None
         raise upstream(exc, "task-manager") from exc
     return _view.decode(reply).project
-
-
-def _resolve_view(
-    gw: Gateway, workflow_id: str, reply: bytes | BaseException
-) -> WorkflowView | None:
-    """task-manager's view; for a 404, the one this gateway just accepted, if any."""
-    if isinstance(reply, QueryFailed):
-        if reply.code == 404:
-            return gw.recent.view(workflow_id)
-        raise upstream(reply, "task-manager")
-    if isinstance(reply, BaseException):
-        raise reply
-    return _view.decode(reply)
-
-
-async def _allow(gw: Gateway, principal: str, project: str, action: str) -> None:
-    ask = AuthorizeRequest(principal=principal, project=project, action=action)
-    key = (principal, project, ask.action)
-    if gw.grants.allows(key):
-        return
-    try:
-        decision = _authorize.decode(await gw.svc.ask(AUTHORIZE, ask))
-    except QueryFailed as exc:
-        raise upstream(exc, "auth") from exc
-    if not decision.allowed:
-        raise Problem(403, decision.reason or "not allowed", kind="forbidden")
-    gw.grants.grant(key)
-
-
-def _checked(workflow_id: str) -> str:
-    try:
-        return check_token(workflow_id, "workflow id")
-    except InvalidToken as exc:
-        raise Problem(400, str(exc), kind="bad-workflow-id") from exc
-
-
-def _not_found(workflow_id: str) -> Problem:
-    return Problem(404, f"no workflow {workflow_id}", kind="not-found")
 
 
 def _valid_report(reply: bytes | BaseException) -> tuple[WorkflowReport, bytes] | None:
