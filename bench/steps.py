@@ -83,6 +83,7 @@ async def measure(nats_url: str, count: int) -> dict[str, Any]:
         await _runs(cached, with_outputs, 1, "fillout")
         hits = await _runs(cached, hit, count, "hit")
         output_hits = await _runs(cached, with_outputs, count, "hitout")
+        await runner.close()  # its step launcher
     finally:
         await nc.close()
         shutil.rmtree(work, ignore_errors=True)

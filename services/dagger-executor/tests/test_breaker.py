@@ -12,6 +12,7 @@ from aiop.dagger_executor.adapters.breaker import Change, CircuitBreaker, State
 from aiop.dagger_executor.adapters.dagger_runner import EngineError
 from aiop.dagger_executor.adapters.fallback import FallbackRunner
 from aiop.dagger_executor.adapters.local import LocalRunner
+from aiop.dagger_executor.adapters.runner import REQUIRED_CAPABILITIES
 from aiop.dagger_executor.handlers import Executor, Identity
 from aiop.dagger_executor.run import RunContext
 
@@ -215,10 +216,9 @@ async def test_each_change_is_announced_in_order_and_a_failed_probe_backs_off(
     runner = FallbackRunner(Refusing(), LocalRunner(), b, announce)
     step = StepSpec(name="s", run=["true"])
     try:
-        for _ in range(2):
+        for _ in range(2):  # each engine failure counts; the step itself runs locally
             result = await runner.run(step, tmp_path, {}, {}, _sink)
-            assert result.runner == "dagger"
-            assert "connection refused" in (result.error or "")
+            assert (result.exit_code, result.runner) == (0, "local")
         assert await runner.probe() is False  # not due yet: nothing happens
         clock.now += 10
         assert await runner.probe() is False  # due, and the engine is still away
@@ -234,3 +234,17 @@ async def test_each_change_is_announced_in_order_and_a_failed_probe_backs_off(
 
 async def _sink(stream: str, text: str) -> None:
     pass
+
+
+async def test_a_step_that_requires_dagger_is_not_rerun_locally(
+    clock: Clock, tmp_path: Path
+) -> None:
+    runner = FallbackRunner(Refusing(), LocalRunner(), breaker(clock, threshold=2))
+    token = REQUIRED_CAPABILITIES.set(frozenset({"dagger"}))
+    try:
+        result = await runner.run(StepSpec(name="s", run=["true"]), tmp_path, {}, {}, _sink)
+    finally:
+        REQUIRED_CAPABILITIES.reset(token)
+        await runner.close()
+    assert (result.exit_code, result.runner) == (None, "dagger")
+    assert result.error == "the Dagger engine is unavailable: connection refused"

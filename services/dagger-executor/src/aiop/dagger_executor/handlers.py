@@ -110,6 +110,7 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._cancels is not None:
             await self._cancels.close()
+        await self.ctx.janitor.flush()
         await self.ctx.runner.close()
 
     async def on_requested(self, event: WorkflowRequested) -> None:

@@ -43,6 +43,7 @@ from aiop.dagger_executor.domain.secrets import Lookup, resolve_stored_secrets
 from aiop.dagger_executor.results import Kept, RunResults
 from aiop.dagger_executor.step_output import StepOutput
 from aiop.dagger_executor.step_slots import StepSlots
+from aiop.dagger_executor.work_janitor import WorkJanitor
 
 log = logging.getLogger("aiop.dagger_executor.run")
 tracer = trace.get_tracer("aiop.dagger_executor")
@@ -60,6 +61,7 @@ class RunContext:
     lookup: Lookup | None = None  # stored secrets (KV aiop_secrets), before ``environ``
     store: StepStore | None = None  # the step cache and outputs; None: no cache, no outputs
     slots: StepSlots = field(default_factory=lambda: StepSlots(64))  # steps at once
+    janitor: WorkJanitor = field(default_factory=WorkJanitor)  # finished runs' directories
 
 
 class WorkflowRun:
@@ -83,6 +85,7 @@ class WorkflowRun:
             except Exception as exc:  # a bug must still end the workflow, not strand it
                 log.exception("run of %s failed", req.workflow_id)
                 await self._failed(f"executor error: {type(exc).__name__}: {exc}", None)
+            self.ctx.janitor.finished(self.ctx.work_dir / self.wf / str(self.attempt))
 
     async def _run(self) -> None:
         problems = validate_spec(self.request.spec)

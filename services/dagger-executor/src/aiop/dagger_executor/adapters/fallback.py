@@ -1,9 +1,11 @@
 """The executor's runner when it has a Dagger engine: Dagger while the engine answers,
 the local runner while it does not.
 
-A circuit breaker (adapters/breaker.py) watches the engine. Engine failures (connection
-refused, session lost; never a step's non-zero exit) each fail their step; enough in a
-row open the circuit. While it is open:
+A circuit breaker (adapters/breaker.py) watches the engine. An engine failure (connection
+refused, session lost; never a step's non-zero exit) counts against the engine, not the
+step: the step runs again at once with the local runner, its output saying why (a
+workflow that requires ``dagger`` fails it instead). Enough failures in a row open the
+circuit. While it is open:
 
 - steps run with the local runner, and their result says so (``StepResult.runner``);
 - a step of a workflow that requires ``dagger`` is not run locally: it fails, saying why;
@@ -91,10 +93,18 @@ class FallbackRunner:
                 result = await self.dagger.run(step, workdir, env, secrets, on_output)
             except EngineError as exc:
                 self._changed(self.breaker.failed(str(exc)))
-                return StepResult(None, f"the Dagger engine is unavailable: {exc}", runner=DAGGER)
-            self._changed(self.breaker.succeeded())
-            return dataclasses.replace(result, runner=DAGGER)
-        if DAGGER in REQUIRED_CAPABILITIES.get():
+                if DAGGER in REQUIRED_CAPABILITIES.get():
+                    error = f"the Dagger engine is unavailable: {exc}"
+                    return StepResult(None, error, runner=DAGGER)
+                await on_output(
+                    "stderr",
+                    f"[aiop] the Dagger engine is unavailable ({exc}): running the step with"
+                    " the local runner\n",
+                )
+            else:
+                self._changed(self.breaker.succeeded())
+                return dataclasses.replace(result, runner=DAGGER)
+        elif DAGGER in REQUIRED_CAPABILITIES.get():
             return StepResult(
                 None,
                 "the workflow requires dagger, and this executor's Dagger engine is unavailable"

@@ -101,7 +101,8 @@ def choose(mode: str, use_bwrap: bool = True) -> Isolation:
 
 def prepare_workdir(workdir: Path, uid: int | None) -> None:
     """The step's directory, its alone; the folders above it traversable, not listable."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    # Top-down, so a fresh workflow costs three mkdirs rather than five failed and made.
+    os.makedirs(workdir, exist_ok=True)
     if uid is None:
         return
     made, above = _parents_below_work_root(workdir), list(workdir.parents)[3:]

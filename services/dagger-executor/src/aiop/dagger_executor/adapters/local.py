@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import shutil
 import signal
 import uuid
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from aiop.contracts import StepSpec
 from aiop.dagger_executor.adapters.isolation import Isolation, hand_back, prepare_workdir
+from aiop.dagger_executor.adapters.launcher import LINE_LIMIT, STOPPED, LaunchedStep, StepLauncher
 from aiop.dagger_executor.adapters.reaper import MARKER, kill_step
 from aiop.dagger_executor.adapters.runner import OutputSink, StepResult
 
@@ -28,8 +28,6 @@ PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 # may lead into directories that uid cannot enter (a virtualenv under /root, say). A step
 # that wants another sets PATH in its env.
 STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-LINE_LIMIT = 64 * 1024
-SETPRIV = shutil.which("setpriv")  # util-linux: runs a command under another uid
 
 
 class LocalRunner:
@@ -38,6 +36,7 @@ class LocalRunner:
     def __init__(self, isolation: Isolation | None = None, cache_root: Path | None = None) -> None:
         self.isolation = isolation or Isolation(separate_uids=False)
         self.cache_root = cache_root  # None: beside the executor's work directory
+        self.launcher = StepLauncher()  # starts steps under uids of their own
 
     async def run(
         self,
@@ -77,25 +76,26 @@ class LocalRunner:
         full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **named}
         full_env[MARKER] = marker
         caches = self._caches(step, workdir, full_env)
-        argv, ids = _as_user(self.isolation.command(step.run, workdir, step.network, caches), uid)
-        if ids == {} and uid is not None and not _findable(step.run[0], full_env["PATH"]):
-            return StepResult(None, f"cannot start {step.run[0]!r}: no such executable")
+        argv = self.isolation.command(step.run, workdir, step.network, caches)
+        # Steps under uids of their own share cache volumes: what one writes there the next
+        # (another uid) must be able to change. Its work directory stays its own (0700)
+        # whatever the umask.
+        umask = 0 if step.caches and uid is not None else -1
+        proc: asyncio.subprocess.Process | LaunchedStep
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=workdir,
-                env=full_env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group, so a kill reaches children
-                # Steps under uids of their own share cache volumes: what one writes there
-                # the next (another uid) must be able to change. Its work directory stays
-                # its own (0700) whatever the umask.
-                umask=0 if step.caches and uid is not None else -1,
-                limit=LINE_LIMIT,
-                **ids,  # type: ignore[arg-type]
-            )
+            if uid is not None:
+                proc = await self.launcher.spawn(argv, workdir, full_env, uid, umask)
+            else:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=workdir,
+                    env=full_env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,  # its own process group: a kill reaches children
+                    limit=LINE_LIMIT,
+                )
         except FileNotFoundError:
             return StepResult(None, f"cannot start {step.run[0]!r}: no such executable")
         except PermissionError:
@@ -110,18 +110,25 @@ class LocalRunner:
             )
             code = await proc.wait()
         except BaseException:  # a timeout or a cancel: the whole tree goes, wherever it went
-            await asyncio.shield(asyncio.to_thread(kill_step, proc.pid, marker, uid))
+            pid = await proc.started() if isinstance(proc, LaunchedStep) else proc.pid
+            await asyncio.shield(asyncio.to_thread(kill_step, pid, marker, uid))
             with contextlib.suppress(ProcessLookupError):
                 await asyncio.shield(proc.wait())
             raise
-        if uid is not None:
-            _kill_group(proc)  # nothing the step left behind keeps running under its uid
+        if isinstance(proc, LaunchedStep) and proc.error == STOPPED:
+            # Its launcher is gone, and with it the step's exit: whatever of it still runs
+            # must not run on unobserved.
+            await asyncio.to_thread(kill_step, proc.pid, marker, uid)
+        elif uid is not None:
+            _kill_group(proc.pid)  # nothing the step left behind keeps running under its uid
+        if isinstance(proc, LaunchedStep) and proc.error is not None:
+            return StepResult(None, proc.error)
         if code < 0:
             return StepResult(code, f"killed by signal {_signal_name(-code)}")
         return StepResult(code, None if code == 0 else f"exited with code {code}")
 
     async def close(self) -> None:
-        return None
+        await self.launcher.close()
 
     def _caches(self, step: StepSpec, workdir: Path, env: dict[str, str]) -> list[Path]:
         """The step's cache volumes: one lasting folder per name, shared by every step that
@@ -159,30 +166,11 @@ async def _pump(stream: asyncio.StreamReader, name: str, on_output: OutputSink) 
         await on_output(name, line.decode(errors="replace"))
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def _kill_group(pid: int) -> None:
+    if pid <= 0:  # never started: 0 would be the executor's own group
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _as_user(argv: list[str], uid: int | None) -> tuple[list[str], dict[str, object]]:
-    """``argv`` run as ``uid``, and the keyword arguments that make it so.
-
-    Python forks the whole executor when the child must change its uid (it cannot use
-    vfork then), which costs milliseconds in a large process; setpriv, started with
-    vfork, changes the uid and executes the step in the same process instead.
-    """
-    if uid is None:
-        return argv, {}
-    if SETPRIV is not None:
-        return [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv], {}
-    return argv, {"user": uid, "group": uid, "extra_groups": []}
-
-
-def _findable(program: str, path: str) -> bool:
-    """Whether ``program`` names an executable file (setpriv would only say so later)."""
-    if "/" in program:
-        return os.access(program, os.X_OK) and not os.path.isdir(program)
-    return shutil.which(program, path=path) is not None
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _beside_work_dir(workdir: Path) -> Path:

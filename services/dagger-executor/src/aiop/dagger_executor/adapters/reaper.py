@@ -36,8 +36,9 @@ def kill_step(root: int, marker: str, uid: int | None) -> set[int]:
     """SIGKILL every live process of the step whose first process is ``root``, started
     with ``MARKER=marker`` in its environment; returns the pids killed."""
     killed: set[int] = set()
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(root, signal.SIGKILL)  # the common case, before the scan: at once
+    if root > 0:  # 0: a launched step whose pid never came (its uid still finds it)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(root, signal.SIGKILL)  # the common case, before the scan: at once
     if not PROC.is_dir():
         return killed
     for _ in range(ROUNDS):
