@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from aiop.cli import main
+from aiop.cli import common, main
 from aiop.cli.secretkeys import ensure_key_pair, secrets_env
 from aiop.cli.services import MODULES
 from aiop.contracts.secrets import load_private_key, load_public_key, open_sealed, seal
@@ -36,7 +36,7 @@ class FakeGateway:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeGateway:
     gateway = FakeGateway()
-    monkeypatch.setattr(main, "gateway", lambda: gateway)
+    monkeypatch.setattr(common, "gateway", lambda: gateway)  # what every command calls
     return gateway
 
 

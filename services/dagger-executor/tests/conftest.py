@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from aiop.contracts import Event, StepOutputAppended, StepSpec, WorkflowRequested, WorkflowSpec
+from aiop.dagger_executor.adapters.artifacts import StepStore
 from aiop.dagger_executor.adapters.local import LocalRunner
+from aiop.dagger_executor.adapters.runner import Runner
 from aiop.dagger_executor.domain.secrets import Lookup
 from aiop.dagger_executor.run import RunContext, WorkflowRun
 from aiop.dagger_executor.step_slots import StepSlots
@@ -36,20 +38,24 @@ RunSteps = Callable[..., Awaitable[Collected]]
 @pytest.fixture
 def run_steps(tmp_path: Path) -> RunSteps:
     """``await run_steps(*steps, environ=..., lookup=..., slots=...)`` runs a workflow of ``steps``
-    (project ``default``) as attempt 2 of workflow ``wf1``, with work directories under
-    ``tmp_path``; ``lookup`` finds stored secrets."""
+    (project ``default``) as attempt 2 of workflow ``wf1`` (or ``workflow_id``), with work
+    directories under ``tmp_path``; ``lookup`` finds stored secrets, ``store`` is the step
+    cache (none by default), ``runner`` a local runner without isolation unless given."""
 
     async def run(
         *steps: StepSpec,
         environ: dict[str, str] | None = None,
         lookup: Lookup | None = None,
         slots: StepSlots | None = None,
+        store: StepStore | None = None,
+        workflow_id: str = "wf1",
+        runner: Runner | None = None,
     ) -> Collected:
         sink = Collected()
-        ctx = RunContext("ex-1", LocalRunner(), sink, tmp_path, environ or {}, lookup,  # type: ignore[arg-type]
-                         slots=slots or StepSlots(64))  # fmt: skip
+        ctx = RunContext("ex-1", runner or LocalRunner(), sink, tmp_path, environ or {},  # type: ignore[arg-type]
+                         lookup, store, slots=slots or StepSlots(64))  # fmt: skip
         spec = WorkflowSpec(name="t", steps=list(steps))
-        await WorkflowRun(WorkflowRequested(workflow_id="wf1", pool="default", attempt=2,
+        await WorkflowRun(WorkflowRequested(workflow_id=workflow_id, pool="default", attempt=2,
                                             spec=spec), ctx).run()  # fmt: skip
         return sink
 

@@ -64,6 +64,8 @@ SCHEMA = graphql.build_schema("""
                        owner: String, expand: Boolean): Container!
       withMountedDirectory(path: String!, source: DirectoryID!, owner: String,
                            readOnly: Boolean, expand: Boolean): Container!
+      withNewFile(path: String!, contents: String!, permissions: Int, owner: String,
+                  expand: Boolean): Container!
       withExec(args: [String!]!, expect: ReturnType, useEntrypoint: Boolean): Container!
       sync: ContainerID!
       exitCode: Int!
@@ -215,17 +217,19 @@ EVERY_FIELD = StepSpec(
     registry_auth=RegistryAuth(
         address="registry.example.com", username="robot", secret="REGISTRY_PASSWORD"
     ),
+    files={"conf/app.toml": "level = 3\n", "in/src/extra.txt": "in an input"},
 )
 
 
 async def test_every_step_field_reaches_the_engine(session: int, tmp_path: Path) -> None:
-    engine = StandInEngine(session, dirs={"/work/dist"}, files={"/work/report.txt"})
+    made = {"/work/report.txt", "/work/.aiop-summary.json"}
+    engine = StandInEngine(session, dirs={"/work/dist"}, files=made)
     (tmp_path / "in" / "src").mkdir(parents=True)  # the executor put fetch's outputs here
     secrets = {"API_TOKEN": "tok-5ecret-value", "REGISTRY_PASSWORD": "reg-pa55word"}
     out = Output()
     runner = DaggerRunner()
     try:
-        env = {"GREETING": "hi", "LEVEL": "3"}
+        env = {"GREETING": "hi", "LEVEL": "3", "AIOP_SUMMARY": str(tmp_path / "summary.json")}
         result = await runner.run(EVERY_FIELD, tmp_path, env, secrets, out)
     finally:
         await runner.close()
@@ -246,6 +250,7 @@ async def test_every_step_field_reaches_the_engine(session: int, tmp_path: Path)
     assert {(a["name"], a["value"]) for a in engine.called("withEnvVariable")} == {
         ("GREETING", "hi"),
         ("LEVEL", "3"),
+        ("AIOP_SUMMARY", "/work/.aiop-summary.json"),  # the host's path means nothing there
     }
     assert engine.called("withSecretVariable") == [
         {"name": "API_TOKEN", "secret": secret_id(engine, "tok-5ecret-value")}
@@ -264,11 +269,15 @@ async def test_every_step_field_reaches_the_engine(session: int, tmp_path: Path)
     [mount] = engine.called("withMountedDirectory")
     assert mount["path"] == "/work/in/src"
     assert mount["readOnly"] is True
+    # The file inside the input's folder is on the host already, in what is mounted.
+    assert engine.called("withNewFile") == [{"path": "/work/conf/app.toml",
+                                             "contents": "level = 3\n"}]  # fmt: skip
     assert engine.called("withExec") == [
         {"args": ["make", "dist", "REPORT=report.txt"], "expect": "ANY"}
     ]
     assert sorted(engine.exports) == [
         ("Directory", "/work/dist", str(tmp_path / "dist")),
+        ("File", "/work/.aiop-summary.json", str(tmp_path / ".aiop-summary.json")),
         ("File", "/work/report.txt", str(tmp_path / "report.txt")),
     ]  # and never-made, which the step did not make, is left for the executor to report
     assert any('from(address: "registry.example.com/team/builder:1.4")' in q

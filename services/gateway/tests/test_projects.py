@@ -24,6 +24,7 @@ WF = "wf-default"
 VIEW = WorkflowView(workflow_id=WF, name="build", project="default", state="running", steps=[])
 REPORT = WorkflowReport(workflow_id=WF, outcome="running", project="default")
 SECRET = {"value": "s3cret-of-default"}
+TEMPLATE = {"version": "1", "workflow": {"name": "mine", "steps": [{"name": "s", "run": ["true"]}]}}
 CACHE_KEY = "c0ffee" * 10 + "c0de"  # an entry of project default, made by the test
 # How an intruder calls each route, and what it must get. A new route without an entry
 # here fails the test until someone decides how it guards its projects.
@@ -42,6 +43,12 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
     ("GET", "/v1/cache"): ("/v1/cache?project=default", {}, {404}),
     ("DELETE", "/v1/cache/{key}"): (f"/v1/cache/{CACHE_KEY}", {}, {404}),
     ("DELETE", "/v1/cache"): ("/v1/cache?project=default", {}, {404}),
+    # Templates: another project's are not even named. The owner's PUT registers the one
+    # the later routes read and run.
+    ("PUT", "/v1/templates/{ref}"): ("/v1/templates/mine?project=default", TEMPLATE, {404}),
+    ("GET", "/v1/templates"): ("/v1/templates?project=default", {}, {404}),
+    ("GET", "/v1/templates/{ref}"): ("/v1/templates/mine@1?project=default", {}, {404}),
+    ("POST", "/v1/templates/{ref}/runs"): ("/v1/templates/mine/runs", {"parameters": {}}, {404}),
     # Keys belong to a principal: another's key is not even named.
     ("DELETE", "/v1/keys/{key_id}"): ("/v1/keys/{owner_key}", {}, {404}),
 }

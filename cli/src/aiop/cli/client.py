@@ -93,6 +93,31 @@ class Gateway:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return str(self._call("POST", "/v1/workflows", json=spec, headers=headers)["workflow_id"])
 
+    def templates(self, project: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/templates", params={"project": project})["templates"])
+
+    def template(self, ref: str, project: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/templates/{ref}",
+                                            params={"project": project})  # fmt: skip
+        return result
+
+    def register_template(
+        self, name: str, template: dict[str, Any], project: str
+    ) -> tuple[bool, dict[str, Any]]:
+        """(whether that version is new, the template as stored)."""
+        reply = self.http.put(f"/v1/templates/{name}", params={"project": project}, json=template)
+        if reply.status_code >= 400:
+            raise ApiError(reply.status_code, _problem(reply))
+        return reply.status_code == 201, dict(reply.json())
+
+    def run_template(
+        self, ref: str, parameters: dict[str, Any], project: str, idempotency_key: str | None
+    ) -> str:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        reply = self._call("POST", f"/v1/templates/{ref}/runs", params={"project": project},
+                           json={"parameters": parameters}, headers=headers)  # fmt: skip
+        return str(reply["workflow_id"])
+
     def keys(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/v1/keys")["keys"])
 

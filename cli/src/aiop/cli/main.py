@@ -5,38 +5,23 @@ import contextlib
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 import yaml
 
-from aiop.cli.client import ApiError, Gateway
+from aiop.cli.client import ApiError
+from aiop.cli.common import JsonFlag, api_call, fail, gateway, report_end, wait_for_end
 from aiop.cli.render import status_lines
 from aiop.cli.stack import NoPlatform, load_stack, nats_seed_file, nats_url
+from aiop.cli.templates import run_template, templates
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
 from aiop.contracts.subjects import InvalidToken, check_token
 
 app = typer.Typer(help="AIOP, the AI Orchestration Platform.", no_args_is_help=True)
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"aiop: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def gateway() -> Gateway:
-    try:
-        return Gateway()
-    except NoPlatform as exc:
-        fail(str(exc), 3)
-    except ApiError as exc:
-        fail(f"cannot get a token: {exc}", 3)
-    raise AssertionError("unreachable")
 
 
 @app.command()
@@ -80,36 +65,11 @@ def submit(
         workflow_id = gw.submit(load_workflow(file), idempotency_key)
     except ApiError as exc:
         fail(f"rejected: {exc}", 2)
-    if not wait:
-        typer.echo(json.dumps({"workflow_id": workflow_id}) if as_json else workflow_id)
-        return
-    if not as_json:
-        typer.echo(f"submitted {workflow_id}")
-    view = wait_for_end(gw, workflow_id, timeout, show=not as_json)
-    if as_json:
-        typer.echo(json.dumps(view))
-    else:
-        typer.echo("\n".join(status_lines(view)))
-    if view["state"] not in TERMINAL:
-        fail(f"still {view['state']} after {timeout:.0f}s", 124)
-    raise typer.Exit(0 if view["state"] == "succeeded" else 1)
+    report_end(gw, workflow_id, wait, timeout, as_json)
 
 
-def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> dict[str, Any]:
-    """Poll the gateway until the workflow is terminal or ``timeout`` passes. A terminal
-    workflow shows no step pending or running: task-manager closes those out."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    delay = 0.02
-    while True:
-        view = gw.status(workflow_id)
-        if show and view["state"] != last:
-            typer.echo(f"  {datetime.now():%H:%M:%S}  {view['state']}", err=True)
-            last = view["state"]
-        if view["state"] in TERMINAL or time.monotonic() > deadline:
-            return view
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
+app.command("run")(run_template)
+app.add_typer(templates, name="templates")
 
 
 @app.command()
@@ -266,7 +226,7 @@ app.add_typer(keys, name="keys")
 @keys.command("ls")
 def keys_ls(as_json: JsonFlag = False) -> None:
     """List your API keys (ids and dates; a key itself is shown only when issued)."""
-    found = _api(lambda gw: gw.keys())
+    found = api_call(lambda gw: gw.keys())
     if as_json:
         typer.echo(json.dumps(found))
         return
@@ -278,14 +238,14 @@ def keys_ls(as_json: JsonFlag = False) -> None:
 @keys.command("new")
 def keys_new(as_json: JsonFlag = False) -> None:
     """Issue one more API key for you; it is shown this once."""
-    issued = _api(lambda gw: gw.new_key())
+    issued = api_call(lambda gw: gw.new_key())
     typer.echo(json.dumps(issued) if as_json else f"{issued['key_id']}  {issued['api_key']}")
 
 
 @keys.command("revoke")
 def keys_revoke(key_id: str, as_json: JsonFlag = False) -> None:
     """Revoke one of your API keys: it gets no more tokens (those it got expire soon)."""
-    revoked = _api(lambda gw: gw.revoke_key(key_id))
+    revoked = api_call(lambda gw: gw.revoke_key(key_id))
     typer.echo(json.dumps(revoked) if as_json else f"{key_id} revoked {revoked['revoked_at']}")
 
 
@@ -325,7 +285,7 @@ def secrets_set(name: str, project: SecretProject = "default", as_json: JsonFlag
     """Store secret NAME in a project, its value read from stdin; replaces one of that name.
     Steps that list NAME under `secrets:` get it as the environment variable NAME."""
     value = read_secret_value(_secret_name(name))
-    created, stored = _api(lambda gw: gw.set_secret(name, value, project))
+    created, stored = api_call(lambda gw: gw.set_secret(name, value, project))
     if as_json:
         typer.echo(json.dumps(stored))
     else:
@@ -335,7 +295,7 @@ def secrets_set(name: str, project: SecretProject = "default", as_json: JsonFlag
 @secrets.command("ls")
 def secrets_ls(project: SecretProject = "default", as_json: JsonFlag = False) -> None:
     """List a project's secrets: names and when they were set, never values."""
-    found = _api(lambda gw: gw.secrets(project))
+    found = api_call(lambda gw: gw.secrets(project))
     if as_json:
         typer.echo(json.dumps(found))
         return
@@ -347,15 +307,8 @@ def secrets_ls(project: SecretProject = "default", as_json: JsonFlag = False) ->
 @secrets.command("rm")
 def secrets_rm(name: str, project: SecretProject = "default", as_json: JsonFlag = False) -> None:
     """Delete secret NAME of a project: steps that name it fail from then on."""
-    removed = _api(lambda gw: gw.delete_secret(_secret_name(name), project))
+    removed = api_call(lambda gw: gw.delete_secret(_secret_name(name), project))
     typer.echo(json.dumps(removed) if as_json else f"{name} deleted from project {project}")
-
-
-def _api(call: Callable[[Gateway], Any]) -> Any:
-    try:
-        return call(gateway())
-    except ApiError as exc:
-        fail(str(exc), 1 if exc.status == 404 else 2)
 
 
 @app.command()
@@ -402,7 +355,7 @@ ProjectOption = Annotated[
 @cache.command("ls")
 def cache_ls(project: ProjectOption = None, as_json: JsonFlag = False) -> None:
     """List cached step results, oldest first, with the size of their outputs."""
-    found = _api(lambda gw: gw.cache_entries(project))
+    found = api_call(lambda gw: gw.cache_entries(project))
     if as_json:
         typer.echo(json.dumps(found))
         return
@@ -418,7 +371,7 @@ def cache_ls(project: ProjectOption = None, as_json: JsonFlag = False) -> None:
 @cache.command("rm")
 def cache_rm(key: str, as_json: JsonFlag = False) -> None:
     """Remove one cached result: the next run of that step runs it."""
-    removed = _api(lambda gw: gw.cache_remove(key))
+    removed = api_call(lambda gw: gw.cache_remove(key))
     typer.echo(json.dumps(removed) if as_json else f"removed {key} ({removed['step']})")
 
 
@@ -437,7 +390,7 @@ def cache_prune(
         span = parse_since(older_than)
         assert span is not None
         seconds = (datetime.now(UTC) - span).total_seconds()
-    pruned = _api(lambda gw: gw.cache_prune(project, seconds))
+    pruned = api_call(lambda gw: gw.cache_prune(project, seconds))
     if as_json:
         typer.echo(json.dumps(pruned))
         return

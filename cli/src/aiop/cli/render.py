@@ -1,5 +1,6 @@
 """Human-readable lines for events and workflow status."""
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +100,9 @@ def status_lines(view: dict[str, Any]) -> list[str]:
         lines.append(f"executor  {view['executor_id']}  attempt {view.get('attempt')}")
     if view.get("trace_id"):
         lines.append(f"trace     {view['trace_id']}")
+    if view.get("template"):
+        given = " ".join(f"{k}={json.dumps(v)}" for k, v in (view.get("parameters") or {}).items())
+        lines.append(f"template  {view['template']}  {given}".rstrip())
     for step in view.get("steps") or []:
         took = f"{step['duration_s']:.3f}s" if step.get("duration_s") is not None else ""
         code = f"exit {step['exit_code']}" if step.get("exit_code") is not None else ""
@@ -114,6 +118,9 @@ def status_lines(view: dict[str, Any]) -> list[str]:
                 lines.append(f"      error: {step['error']}")
             for tail_line in (step.get("output_tail") or "").splitlines()[-20:]:
                 lines.append(f"      | {tail_line}")
+    for name, summary in (view.get("summary") or {}).items():
+        figures = "  ".join(f"{k}={json.dumps(v)}" for k, v in summary.items())
+        lines.append(f"summary   {name}: {figures}")
     return lines
 
 

@@ -9,7 +9,7 @@ builds its full subject, routing tokens included, in ``subject()``.
 """
 
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import uuid4
 
 import msgspec
@@ -69,6 +69,8 @@ class WorkflowSubmitted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=
     TYPE: ClassVar[str] = "aiop.workflow.submitted.v1"
     spec: WorkflowSpec
     principal: str
+    template: str | None = None  # "name@version" when rendered from a template
+    parameters: dict[str, Any] = {}  # the template's parameters, defaults filled in
 
 
 class WorkflowAccepted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -168,6 +170,7 @@ class StepCompleted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     cache_key: str | None = None  # what its result is stored under (None: not cacheable)
     outputs_digest: str | None = None  # sha256 of its outputs archive, if it has outputs
     outputs_size: int = 0
+    summary: dict[str, Any] = {}  # what the step wrote to $AIOP_SUMMARY (a JSON object)
 
 
 class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -209,6 +212,7 @@ class StepCached(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     outputs_digest: str | None = None
     outputs_size: int = 0
     duration_s: float = 0.0  # looking it up and restoring its outputs
+    summary: dict[str, Any] = {}  # the summary of the run it was taken from
 
 
 class StepSkipped(StepEvent, frozen=True, kw_only=True, omit_defaults=True):

@@ -5,6 +5,7 @@ A query that fails answers with the micro error headers ``Nats-Service-Error`` a
 """
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -30,6 +31,7 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     output_tail: str | None = None
     tries: int = 0  # tries started in this attempt; more than 1 when it was retried
     runner: str | None = None  # which runner ran it: "local" or "dagger"
+    summary: dict[str, Any] = {}  # what it reported ($AIOP_SUMMARY)
 
 
 class CancelReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +58,9 @@ class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    template: str | None = None  # "name@version", when it was rendered from a template
+    parameters: dict[str, Any] = {}  # the template's parameters, defaults filled in
+    summary: dict[str, dict[str, Any]] = {}  # step -> what it reported
 
 
 class WorkflowReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -47,6 +47,7 @@ KV_CLAIMS = (
 )
 KV_REPORTS = "aiop_reports"  # reporter: workflow id -> WorkflowReport
 KV_CANCELS = "aiop_cancels"  # gateway: workflow id -> CancelRequest; executors, distributor watch
+KV_TEMPLATES = "aiop_templates"  # gateway: "<project>.<name>.<version>" -> Template
 KV_SECRETS = "aiop_secrets"  # gateway seals "<project>.<name>" -> StoredSecret; executors open
 
 # Executors announce themselves on core NATS: liveness is worthless once stale, so

@@ -10,6 +10,8 @@ from aiop.contracts.subjects import InvalidToken, check_token
 
 MAX_STEPS = 200
 MAX_TRIES = 100
+# All steps' ``files`` together, in UTF-8: they travel in every event that carries the spec.
+MAX_FILES_BYTES = 512 * 1024
 
 
 class InvalidWorkflow(ValueError):
@@ -64,6 +66,7 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     outputs: list[str] = []  # files or directories it produces, kept for later steps
     cache: bool = True  # False: it always runs; its result is neither reused nor stored
     registry_auth: RegistryAuth | None = None
+    files: dict[str, str] = {}  # relative path -> text, written to the work directory first
 
 
 class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -92,6 +95,7 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
             problems.append(f"step {step.name!r} is defined twice")
         seen.add(step.name)
         problems += _step_problems(step, names)
+    problems += _files_size_problems(spec)
     problems += [f"{where} holds a NUL character" for where in _nul_bytes(spec)]
     if not problems:
         try:
@@ -142,15 +146,40 @@ def _file_problems(step: StepSpec) -> list[str]:
                 for need in step.inputs if need not in step.needs]  # fmt: skip
     paths = [("input", p) for p in step.inputs.values()] + [("output", p) for p in step.outputs]
     paths += [("cache", p) for p in step.caches.values() if not p.startswith("/")]
+    paths += [("file", p) for p in step.files]
     for what, path in paths:
         if not _inside(path):
             problems.append(f"{what} path {path!r} must be relative and stay in the work directory")
+    # A relative cache path is a volume (or a link to one): a file written there would
+    # change what every step sharing it sees, or stand where the link must go.
+    problems += [f"file path {path!r} is inside cache {name!r}"
+                 for path in step.files for name, at in step.caches.items()
+                 if _inside(path) and _inside(at) and _within(path, at)]  # fmt: skip
     for name in step.caches:
         try:
             check_token(name, "cache name")
         except InvalidToken as exc:
             problems.append(str(exc))
     return problems
+
+
+def _files_size_problems(spec: WorkflowSpec) -> list[str]:
+    """The file that takes the workflow's ``files`` over MAX_FILES_BYTES, if one does."""
+    total = 0
+    for step in spec.steps:
+        for path, text in step.files.items():
+            total += len(text.encode())
+            if total > MAX_FILES_BYTES:
+                return [
+                    f"step {step.name!r} file {path!r} takes the workflow's files to"
+                    f" {total} bytes, over the limit of {MAX_FILES_BYTES // 1024} KiB"
+                ]
+    return []
+
+
+def _within(path: str, folder: str) -> bool:
+    inner, outer = PurePosixPath(path).parts, PurePosixPath(folder).parts
+    return inner[: len(outer)] == outer
 
 
 def _inside(path: str) -> bool:
@@ -169,6 +198,7 @@ def _nul_bytes(spec: WorkflowSpec) -> list[str]:
             "env": [*step.env, *step.env.values()],
             "needs": step.needs,
             "secrets": step.secrets,
+            "files": list(step.files.values()),  # their paths are checked with the others
         }
         found += [
             f"step {step.name!r} {what}"

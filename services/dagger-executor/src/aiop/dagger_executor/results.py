@@ -10,11 +10,12 @@ step never runs that step again.
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiop.contracts import StepSpec, WorkflowRequested
-from aiop.contracts.cache import CacheEntry, cache_entry_key, resume_entry_key
+from aiop.contracts.cache import cache_entry_key, resume_entry_key
 from aiop.contracts.events import now
-from aiop.dagger_executor.adapters.artifacts import StepStore
+from aiop.dagger_executor.adapters.artifacts import StepStore, StoredEntry
 from aiop.dagger_executor.domain.step_key import result_digest, step_key, uncached_result
 
 log = logging.getLogger("aiop.dagger_executor.results")
@@ -40,7 +41,7 @@ class RunResults:
         needs = {name: self._results[name] for name in step.needs}
         return step_key(self._request.spec.project, step, needs)
 
-    async def reuse(self, step: StepSpec, key: str, workdir: Path) -> CacheEntry | None:
+    async def reuse(self, step: StepSpec, key: str, workdir: Path) -> StoredEntry | None:
         """The entry that gives ``step`` its result without running it, its outputs
         restored under ``workdir``; None to run it."""
         if self._store is None:
@@ -76,8 +77,11 @@ class RunResults:
                 return f"the outputs of step {need!r} are no longer stored"
         return None
 
-    async def keep(self, step: StepSpec, key: str, workdir: Path, took: float) -> Kept:
-        """Store what ``step`` produced; MissingOutput when it lacks an output it names."""
+    async def keep(
+        self, step: StepSpec, key: str, workdir: Path, took: float, summary: dict[str, Any]
+    ) -> Kept:
+        """Store what ``step`` produced (its summary scrubbed already); MissingOutput when
+        it lacks an output it names."""
         kept = Kept()
         if step.outputs:
             if self._store is None:
@@ -91,11 +95,11 @@ class RunResults:
         )
         self._results[step.name], self._outputs[step.name] = result, kept.outputs_digest
         if self._store is not None:
-            entry = CacheEntry(
+            entry = StoredEntry(
                 key=key, result=result, project=req.spec.project, step=step.name,
                 workflow_id=req.workflow_id, attempt=req.attempt, created_at=now(),
                 outputs_digest=kept.outputs_digest, outputs_size=kept.outputs_size,
-                duration_s=took,
+                duration_s=took, summary=summary,
             )  # fmt: skip
             entry_key = (
                 cache_entry_key(key) if key else resume_entry_key(req.workflow_id, step.name)

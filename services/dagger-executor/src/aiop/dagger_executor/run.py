@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opentelemetry import trace
 
@@ -40,7 +41,14 @@ from aiop.dagger_executor.domain.plan import RunPlan
 from aiop.dagger_executor.domain.retry import ONE_TRY, retry_delay
 from aiop.dagger_executor.domain.scrub import Scrubber
 from aiop.dagger_executor.domain.secrets import Lookup, resolve_stored_secrets
+from aiop.dagger_executor.domain.summary import (
+    SUMMARY_FILE,
+    SummaryIgnored,
+    parse_summary,
+    scrub_summary,
+)
 from aiop.dagger_executor.results import Kept, RunResults
+from aiop.dagger_executor.step_files import read_summary, write_files
 from aiop.dagger_executor.step_output import StepOutput
 from aiop.dagger_executor.step_slots import StepSlots
 from aiop.dagger_executor.work_janitor import WorkJanitor
@@ -169,6 +177,7 @@ class WorkflowRun:
                 tries = 1
             else:
                 result, tries = await self._tries(step, secrets, output, after_announced)
+            summary = await self._summary(step, output) if result.succeeded else {}
             await output.close()
             await announced
         finally:
@@ -177,7 +186,7 @@ class WorkflowRun:
                 await output.close()
         took = time.monotonic() - t0
         if result.succeeded:
-            kept, problem = await self._keep(step, key, took)
+            kept, problem = await self._keep(step, key, took, summary)
             if problem:
                 result = StepResult(0, problem, runner=result.runner)
         if result.succeeded:
@@ -193,6 +202,7 @@ class WorkflowRun:
                     outputs_digest=kept.outputs_digest,
                     outputs_size=kept.outputs_size,
                     runner=result.runner,
+                    summary=summary,
                 )
             )
             return True
@@ -236,15 +246,30 @@ class WorkflowRun:
                 outputs_digest=entry.outputs_digest,
                 outputs_size=entry.outputs_size,
                 duration_s=time.monotonic() - t0,
+                summary=entry.summary,
             )
         )
         return True
 
-    async def _keep(self, step: StepSpec, key: str, took: float) -> tuple[Kept, str | None]:
+    async def _summary(self, step: StepSpec, output: StepOutput) -> dict[str, Any]:
+        """The summary the step that succeeded left, scrubbed; {} when it left none, or
+        one that is ignored (its output then says why)."""
+        try:
+            # At most 64 KiB of a local file, usually none: no worker thread for that.
+            raw = read_summary(self._workdir(step))
+            return {} if raw is None else scrub_summary(parse_summary(raw), output.scrub)
+        except SummaryIgnored as exc:
+            await output.write("stderr", f"[aiop] the step's summary was ignored: {exc}\n")
+            return {}
+
+    async def _keep(
+        self, step: StepSpec, key: str, took: float, summary: dict[str, Any]
+    ) -> tuple[Kept, str | None]:
         """Store what a step that succeeded produced; why that failed, if it did (then
         the step has failed)."""
         try:
-            return await self.results.keep(step, key, self._workdir(step), took), None
+            workdir = self._workdir(step)
+            return await self.results.keep(step, key, workdir, took, summary), None
         except MissingOutput as exc:
             return Kept(), f"it succeeded but did not produce output {exc}"
         except Exception as exc:
@@ -294,12 +319,19 @@ class WorkflowRun:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
         if step.inputs and (missing := await self.results.put_inputs(step, workdir)):
             return StepResult(None, missing)
+        if step.files:  # after the inputs: a file may add to (or replace one in) them
+            try:
+                await asyncio.to_thread(write_files, workdir, step.files)
+            except OSError as exc:
+                return StepResult(None, f"its files could not be written: {exc}")
         env = {
             **step.env,
             "AIOP_WORKFLOW_ID": req.workflow_id,
             "AIOP_STEP": step.name,
             "AIOP_ATTEMPT": str(req.attempt),
             "AIOP_TRY": str(try_number),
+            # Absolute: the step may change directory. The Dagger runner maps it to /work.
+            "AIOP_SUMMARY": str(workdir.absolute() / SUMMARY_FILE),
         }
         try:
             async with asyncio.timeout(step.timeout):

@@ -5,7 +5,7 @@ from starlette.responses import Response
 
 from aiop.gateway import openapi, problems
 from aiop.gateway.context import Gateway
-from aiop.gateway.handlers import cache, keys, logs, secrets, tokens, workflows
+from aiop.gateway.handlers import cache, keys, logs, secrets, templates, tokens, workflows
 
 
 def create_app(gw: Gateway) -> FastAPI:
@@ -17,6 +17,7 @@ def create_app(gw: Gateway) -> FastAPI:
     app.include_router(cache.router(gw))
     app.include_router(keys.router(gw))
     app.include_router(secrets.router(gw))
+    app.include_router(templates.router(gw))
 
     @app.get("/healthz", responses=openapi.problems(431))
     async def healthz() -> Response:

@@ -35,6 +35,7 @@ class Gateway:
     cancels: KeyValue | None = None  # KV aiop_cancels, opened when the bus side starts
     step_cache: StepCache | None = None  # the step cache, opened when the bus side starts
     secrets: KeyValue | None = None  # KV aiop_secrets, opened when the bus side starts
+    templates: KeyValue | None = None  # KV aiop_templates, opened when the bus side starts
     # The executors' public key: the gateway seals secrets to it and can never open them.
     sealing_key: X25519PublicKey | None = None
 

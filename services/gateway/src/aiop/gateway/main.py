@@ -2,6 +2,7 @@
 asking auth, task-manager and reporter) is a Service like every other service's."""
 
 import asyncio
+import logging
 from pathlib import Path
 
 from opentelemetry import trace
@@ -23,15 +24,20 @@ from aiop.contracts.endpoints import (
 )
 from aiop.contracts.events import StepOutputAppended, WorkflowSubmitted
 from aiop.contracts.secrets import load_public_key
-from aiop.contracts.subjects import KV_CANCELS, KV_SECRETS
+from aiop.contracts.subjects import KV_CANCELS, KV_SECRETS, KV_TEMPLATES
 from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.step_cache import StepCache
+from aiop.gateway.adapters.templates import install_builtins
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.gateway.guards import Guards
 from aiop.servicekit import Service, ServiceSettings, open_bucket
+
+# The repository's examples/templates, where the gateway runs from a checkout.
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[5] / "examples" / "templates"
+log = logging.getLogger("aiop.gateway")
 
 
 class GatewaySettings(ServiceSettings):
@@ -48,6 +54,8 @@ class GatewaySettings(ServiceSettings):
     # The executors' public key (PEM), which secrets are sealed to; never the private key.
     # Without it the gateway stores no secrets (PUT /v1/secrets answers 503).
     secrets_public_key_file: Path | None = None
+    # The built-in templates (<dir>/<name>/template.yaml), installed at start.
+    templates_dir: Path | None = BUILTIN_TEMPLATES
 
 
 def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
@@ -58,6 +66,7 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.asks(LIST_KEYS, ISSUE_KEY, REVOKE_KEY)
     svc.uses_bucket(KV_CANCELS)  # a cancel request is a key there
     svc.uses_bucket(KV_SECRETS)  # sealed secrets: written, listed, deleted; never opened
+    svc.uses_bucket(KV_TEMPLATES)  # templates: registered, listed, rendered
     svc.follows(StepOutputAppended)  # GET /v1/workflows/{id}/logs, one workflow per read
     svc.uses_bucket(KV_STEP_CACHE)  # aiop cache ls|rm|prune
     svc.uses_object_store(OBJ_OUTPUTS)  # prune removes outputs no entry names
@@ -81,7 +90,15 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     async def open_step_cache() -> None:
         gw.step_cache = await StepCache.open(svc.js, settings.stream_replicas)
 
+    async def open_templates() -> None:
+        kv = await open_bucket(svc.js, KV_TEMPLATES, replicas=settings.stream_replicas)
+        folder = settings.templates_dir
+        if folder is not None and folder.is_dir():
+            log.info("built-in templates: %s", ", ".join(await install_builtins(kv, folder)))
+        gw.templates = kv
+
     svc.on_start(open_cancels)
+    svc.on_start(open_templates)
     svc.on_start(open_step_cache)
     svc.on_start(open_secrets)
     return svc, http_app(gw)

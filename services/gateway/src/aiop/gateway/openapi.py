@@ -21,6 +21,7 @@ from aiop.contracts.queries import (
     WorkflowView,
 )
 from aiop.contracts.secrets import MAX_SECRET_BYTES, SecretList, SecretValue, SecretView
+from aiop.contracts.templates import Template, TemplateList, TemplateRun
 from aiop.contracts.workflow import MAX_STEPS, WorkflowSpec
 from aiop.gateway.adapters.logs import LogPage
 from aiop.gateway.adapters.step_cache import CacheList, Pruned
@@ -30,7 +31,8 @@ REF = "#/components/schemas/{name}"
 TOKEN = r"^[A-Za-z0-9_\-]{1,128}$"  # names and ids that become subject tokens
 # What the routes check.
 PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$", "name": TOKEN, "project": TOKEN,
-            "key": r"^[0-9a-f]{64}$"}  # fmt: skip
+            "key": r"^[0-9a-f]{64}$",
+            "ref": r"^[a-z0-9][a-z0-9-]{0,62}(@[0-9A-Za-z][0-9A-Za-z.-]{0,31})?$"}  # fmt: skip
 PROBLEM: dict[str, Any] = {
     "title": "Problem",
     "description": "RFC 9457 problem details.",
@@ -161,6 +163,9 @@ def schemas() -> dict[str, Any]:
             SecretList,
             CacheList,
             Pruned,
+            Template,
+            TemplateList,
+            TemplateRun,
         ],
         ref_template=REF,
     )

@@ -82,15 +82,17 @@ class Handlers:
                 for event, wf, row, trace_id in decided:
                     try:
                         claimed, created = await store.accept(
-                            conn, consumer, event.event_id, wf, event.spec, trace_id, row
-                        )
+                            conn, consumer, event.event_id, wf, event.spec, trace_id, row,
+                            event.template, event.parameters,
+                        )  # fmt: skip
                     except asyncpg.DataError as exc:
                         if len(decided) > 1:
                             raise  # the batch is split: alone, this submission lands below
                         event, wf, row = _unstorable(event, wf, row, exc)
                         claimed, created = await store.accept(
-                            conn, consumer, event.event_id, wf, event.spec, trace_id, row
-                        )
+                            conn, consumer, event.event_id, wf, event.spec, trace_id, row,
+                            event.template, event.parameters,
+                        )  # fmt: skip
                     if claimed and not created:
                         log.warning("workflow %s submitted again; the first stands", wf.id)
                     elif created:
@@ -165,7 +167,7 @@ def _unstorable(
     as rejected, with its name and project only, so that the client sees why rather than
     a workflow that was accepted and then never heard of. A rejection keeps its reasons."""
     spec = WorkflowSpec(name=event.spec.name, project=event.spec.project, steps=[])
-    bare = msgspec.structs.replace(event, spec=spec)
+    bare = msgspec.structs.replace(event, spec=spec, parameters={})
     if wf.state == "rejected":
         return bare, wf, row
     reason = f"the workflow cannot be stored: {type(exc).__name__}: {exc}"

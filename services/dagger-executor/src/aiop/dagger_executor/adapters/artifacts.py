@@ -12,6 +12,7 @@ import logging
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import nats.js.errors
@@ -19,10 +20,21 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS, CacheEntry, decode_entry
+from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS, CacheEntry
 from aiop.servicekit import open_bucket, open_object_store
 
 log = logging.getLogger("aiop.dagger_executor.artifacts")
+
+
+class StoredEntry(CacheEntry, frozen=True, kw_only=True, omit_defaults=True):
+    """A cache entry as executors keep it: with the step's summary (scrubbed), which a
+    cached step publishes again. Entries stored before summaries have none; readers of
+    plain CacheEntry (the gateway) pass over it."""
+
+    summary: dict[str, Any] = {}
+
+
+decode_entry = msgspec.json.Decoder(StoredEntry).decode
 
 
 class MissingOutput(Exception):
@@ -108,7 +120,7 @@ class StepStore:
             raise RuntimeError("the step store is not open")
         return self._objects
 
-    async def lookup(self, entry_key: str) -> CacheEntry | None:
+    async def lookup(self, entry_key: str) -> StoredEntry | None:
         try:
             entry = await self.kv.get(entry_key)
         except nats.js.errors.KeyNotFoundError:
@@ -121,7 +133,7 @@ class StepStore:
             log.warning("ignoring the unreadable cache entry %s", entry_key)
             return None
 
-    async def record(self, entry_key: str, entry: CacheEntry) -> None:
+    async def record(self, entry_key: str, entry: StoredEntry) -> None:
         await self.kv.put(entry_key, msgspec.json.encode(entry))
 
     async def keep(self, workdir: Path, outputs: list[str]) -> tuple[str, int]:

@@ -12,6 +12,10 @@ How a step's fields map onto the engine (docs/architecture.md, "The Dagger runne
   ``/work``;
 - ``inputs``: the executor has already put each needed step's outputs in
   ``<host work dir>/<path>``; that folder is mounted read-only at ``/work/<path>``;
+- ``files``: ``with_new_file("/work/<path>", text)`` each (mode 0644); one inside an
+  input's folder is not: the executor wrote it there on the host before it was mounted;
+- ``$AIOP_SUMMARY`` is ``/work/.aiop-summary.json``; after exit code 0 that file, if the
+  step wrote one, is exported to the host work directory, where the executor reads it;
 - ``run``: ``with_exec(argv, expect=ANY)``, then its exit code, stdout and stderr;
 - ``outputs``: after exit code 0, each one is exported from ``/work/<path>`` to
   ``<host work dir>/<path>``, where the executor packs it: as a directory if it is one in
@@ -36,11 +40,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from aiop.contracts import StepSpec
 from aiop.dagger_executor.adapters.runner import OutputSink, StepResult
+from aiop.dagger_executor.domain.summary import SUMMARY_FILE
 
 log = logging.getLogger("aiop.dagger_executor.dagger")
 
@@ -171,6 +176,10 @@ class DaggerRunner:
             await on_output("stderr", err)
         if code != 0 or done is None:
             return StepResult(code, f"exited with code {code}", runner=self.name)
+        try:
+            await _export_summary(done, workdir)
+        except dagger.QueryError as exc:  # a summary lost is no failure of the step
+            await on_output("stderr", f"[dagger runner] its summary could not be exported: {exc}\n")
         for path in step.outputs:
             try:
                 await _export(done, path, _host_path(workdir, path))
@@ -193,6 +202,8 @@ class DaggerRunner:
             secret = client.set_secret(_secret_name(auth.secret), secrets[auth.secret])
             ctr = ctr.with_registry_auth(auth.address, auth.username, secret)
         ctr = ctr.from_(step.image or self.default_image).with_workdir(WORKDIR)
+        # The executor's host path for the summary means nothing in the container.
+        env = {**env, "AIOP_SUMMARY": in_container(SUMMARY_FILE)}
         for key, value in env.items():
             ctr = ctr.with_env_variable(key, value)
         for key, value in secrets.items():
@@ -204,6 +215,9 @@ class DaggerRunner:
         for path in step.inputs.values():
             source = client.host().directory(str((workdir / path).absolute()), no_cache=True)
             ctr = ctr.with_mounted_directory(in_container(path), source, read_only=True)
+        for path, text in step.files.items():
+            if not any(PurePosixPath(path).is_relative_to(at) for at in step.inputs.values()):
+                ctr = ctr.with_new_file(in_container(path), text)
         return ctr
 
     async def close(self) -> None:
@@ -225,6 +239,15 @@ async def _export(done: Any, path: str, host: str) -> None:
         await done.directory(inside).export(host)
     elif await done.exists(inside):
         await done.file(inside).export(host)
+
+
+async def _export_summary(done: Any, workdir: Path) -> None:
+    """Copy the step's summary file, if it wrote one, to the host work directory."""
+    import dagger
+
+    inside = in_container(SUMMARY_FILE)
+    if await done.exists(inside, expected_type=dagger.ExistsType.REGULAR_TYPE):
+        await done.file(inside).export(_host_path(workdir, SUMMARY_FILE))
 
 
 def _host_path(workdir: Path, path: str) -> str:

@@ -100,7 +100,8 @@ def choose(mode: str, use_bwrap: bool = True) -> Isolation:
 
 
 def prepare_workdir(workdir: Path, uid: int | None) -> None:
-    """The step's directory, its alone; the folders above it traversable, not listable."""
+    """The step's directory, its alone with all in it (its inputs and files, which it may
+    change); the folders above it traversable, not listable."""
     # Top-down, so a fresh workflow costs three mkdirs rather than five failed and made.
     os.makedirs(workdir, exist_ok=True)
     if uid is None:
@@ -116,7 +117,8 @@ def prepare_workdir(workdir: Path, uid: int | None) -> None:
         if not mode & 0o001:
             log.warning("letting steps pass through %s (o+x) to reach their work", parent)
             parent.chmod(mode | 0o001)
-    os.chown(workdir, uid, uid)
+    for path in _tree(workdir):  # hand_back takes them back
+        os.chown(path, uid, uid, follow_symlinks=False)
     workdir.chmod(0o700)
 
 

@@ -1,9 +1,9 @@
 """The cache key of a step: a digest of everything that determines its result.
 
 That is its image, argv, environment, the names of its secrets (never their values), its
-registry, inputs, outputs and network, and the result of every step it needs, so a step
-whose upstream changed misses, and so does everything downstream of it. Secret values,
-timeouts, retries and cache volumes change how a step runs, not what it produces.
+registry, inputs, outputs, network and files, and the result of every step it needs, so a
+step whose upstream changed misses, and so does everything downstream of it. Secret
+values, timeouts, retries and cache volumes change how a step runs, not what it produces.
 """
 
 import hashlib
@@ -32,6 +32,8 @@ def step_key(project: str, step: StepSpec, needs: Mapping[str, str]) -> str:
         "network": step.network,
         "needs": sorted((name, needs[name]) for name in step.needs),
     }
+    if step.files:  # only then: the keys of steps without files stay what they were
+        material["files"] = sorted(step.files.items())
     return hashlib.sha256(msgspec.json.encode(material)).hexdigest()
 
 

@@ -1,7 +1,7 @@
 """POST /v1/workflows, GET /v1/workflows/{id}[/report], POST /v1/workflows/{id}/cancel."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import nats.js.errors
@@ -61,26 +61,7 @@ def router(gw: Gateway) -> APIRouter:
     )  # fmt: skip
     async def submit(request: Request, caller: Caller) -> Response:
         spec = await _read_spec(gw, request)
-        await allow(gw, caller.sub, spec.project, "workflow:submit")
-        key = request.headers.get("idempotency-key")
-        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise Problem(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
-        workflow_id = workflow_id_for(caller.sub, key)
-        # A deterministic event id: JetStream drops a retried submit as a duplicate.
-        event = WorkflowSubmitted(
-            event_id=f"submitted-{workflow_id}",
-            workflow_id=workflow_id,
-            spec=spec,
-            principal=caller.sub,
-        )
-        try:
-            await gw.svc.bus.publish(event)
-        except Exception as exc:
-            raise Problem(503, f"cannot publish the workflow: {exc!r}", kind="unavailable") from exc
-        gw.recent.add(workflow_id, spec.name, spec.project)
-        url = f"/v1/workflows/{workflow_id}"
-        body = msgspec.json.encode({"workflow_id": workflow_id, "status_url": url})
-        return Response(body, 202, {"Location": url}, media_type=JSON)
+        return await publish_submission(gw, request, caller, spec)
 
     @api.get(
         "/{workflow_id}",
@@ -231,3 +212,38 @@ def _valid_report(reply: bytes | BaseException) -> tuple[WorkflowReport, bytes] 
         return _report.decode(reply), reply
     except msgspec.DecodeError:
         return None
+
+
+async def publish_submission(
+    gw: Gateway,
+    request: Request,
+    caller: Claims,
+    spec: WorkflowSpec,
+    template: str | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Response:
+    """Submit ``spec`` for the caller (honouring Idempotency-Key): the 202 answer."""
+    await allow(gw, caller.sub, spec.project, "workflow:submit")
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise Problem(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    workflow_id = workflow_id_for(caller.sub, key)
+    # A deterministic event id: JetStream drops a retried submit as a duplicate.
+    event = WorkflowSubmitted(
+        event_id=f"submitted-{workflow_id}",
+        workflow_id=workflow_id,
+        spec=spec,
+        principal=caller.sub,
+        template=template,
+        parameters=parameters or {},
+    )
+    try:
+        await gw.svc.bus.publish(event)
+    except Exception as exc:
+        raise Problem(503, f"cannot publish the workflow: {exc!r}", kind="unavailable") from exc
+    gw.recent.add(workflow_id, spec.name, spec.project)
+    url = f"/v1/workflows/{workflow_id}"
+    reply: dict[str, Any] = {"workflow_id": workflow_id, "status_url": url}
+    if template is not None:
+        reply["template"] = template
+    return Response(msgspec.json.encode(reply), 202, {"Location": url}, media_type=JSON)

@@ -14,7 +14,7 @@ from aiop.task_manager.domain import Step, Workflow
 
 _STEP_FIELDS = (
     "state", "attempt", "exit_code", "started_at", "finished_at", "duration_s", "error",
-    "output_tail", "closed_by_workflow", "tries", "runner",
+    "output_tail", "closed_by_workflow", "tries", "runner", "summary",
 )  # fmt: skip
 
 
@@ -26,6 +26,8 @@ async def accept(
     spec: WorkflowSpec,
     trace_id: str | None,
     answer: OutboxRow,
+    template: str | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> tuple[bool, bool]:
     """Claim the submission, store the workflow with its steps and queue ``answer`` in the
     outbox: one statement, so one round trip and atomic without BEGIN/COMMIT.
@@ -41,8 +43,9 @@ async def accept(
         "with claimed as (insert into inbox (consumer, event_id) values ($1, $2)"
         "   on conflict do nothing returning true),"
         " created as (insert into workflows"
-        "   (id, name, project, spec, state, reason, attempt, trace_id)"
-        "   select $3, $4, $5, $6::jsonb, $7, $8, $9, $10 where exists (select from claimed)"
+        "   (id, name, project, spec, state, reason, attempt, trace_id, template, parameters)"
+        "   select $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $16, $17::jsonb"
+        "   where exists (select from claimed)"
         "   on conflict (id) do nothing returning id),"
         " stored_steps as (insert into steps (workflow_id, position, name, needs, state, attempt)"
         "   select $3, e.position - 1, e.step->>'name',"
@@ -58,6 +61,7 @@ async def accept(
         wf.id, spec.name, spec.project, msgspec.json.encode(spec).decode(), wf.state,
         wf.reason, wf.attempt, trace_id, msgspec.json.encode(steps).decode(),
         answer.id, answer.subject, json.dumps(answer.headers), answer.body,
+        template, json.dumps(parameters) if template else None,
     )  # fmt: skip
     assert row is not None
     return bool(row["claimed"]), bool(row["created"])
@@ -125,12 +129,13 @@ async def save(conn: Conn, changes: list[tuple[Workflow, Workflow]]) -> None:
         " update steps set state = u.state, attempt = u.attempt, exit_code = u.exit_code,"
         " started_at = u.started_at, finished_at = u.finished_at, duration_s = u.duration_s,"
         " error = u.error, output_tail = u.output_tail,"
-        " closed_by_workflow = u.closed_by_workflow, tries = u.tries, runner = u.runner"
+        " closed_by_workflow = u.closed_by_workflow, tries = u.tries, runner = u.runner,"
+        " summary = u.summary::jsonb"
         " from unnest($9::text[], $10::text[], $11::text[], $12::int[], $13::int[],"
         " $14::timestamptz[], $15::timestamptz[], $16::float8[], $17::text[], $18::text[],"
-        " $19::bool[], $20::int[], $21::text[])"
+        " $19::bool[], $20::int[], $21::text[], $22::text[])"
         " as u(workflow_id, name, state, attempt, exit_code, started_at, finished_at,"
-        " duration_s, error, output_tail, closed_by_workflow, tries, runner)"
+        " duration_s, error, output_tail, closed_by_workflow, tries, runner, summary)"
         " where steps.workflow_id = u.workflow_id and steps.name = u.name",
         *wf_columns, *step_columns,
     )  # fmt: skip
@@ -148,6 +153,8 @@ async def view(conn: Conn, workflow_id: str) -> WorkflowView | None:
         reason=row["reason"], attempt=row["attempt"], executor_id=row["executor_id"],
         trace_id=row["trace_id"], created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], steps=[_step_view(s) for s in steps],
+        template=row["template"], parameters=_json(row["parameters"]),
+        summary={s["name"]: _json(s["summary"]) for s in steps if s["summary"] is not None},
     )  # fmt: skip
 
 
@@ -156,5 +163,10 @@ def _step_view(s: Any) -> StepView:
         name=s["name"], state=s["state"], needs=list(s["needs"]), attempt=s["attempt"],
         exit_code=s["exit_code"], started_at=s["started_at"], finished_at=s["finished_at"],
         duration_s=s["duration_s"], error=s["error"], output_tail=s["output_tail"],
-        tries=s["tries"], runner=s["runner"],
+        tries=s["tries"], runner=s["runner"], summary=_json(s["summary"]),
     )  # fmt: skip
+
+
+def _json(value: str | None) -> Any:
+    """A jsonb column as asyncpg gives it (text), decoded; {} for NULL."""
+    return json.loads(value) if value is not None else {}

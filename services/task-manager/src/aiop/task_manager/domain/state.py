@@ -9,6 +9,9 @@ leaves unfinished (see ``_close_out``).
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
+
+import msgspec
 
 from aiop.contracts.events import (
     Event,
@@ -53,6 +56,7 @@ class Step:
     closed_by_workflow: bool = False
     tries: int = 0  # tries started in this attempt (retries: StepRetrying)
     runner: str | None = None  # which runner ran it ("local", "dagger")
+    summary: str | None = None  # what it reported ($AIOP_SUMMARY), as JSON text
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -258,6 +262,7 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
                 output_tail=None, tries=event.tries, runner=event.runner or base.runner,
                 started_at=event.started_at or base.started_at,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
+                summary=_summary(event.summary),
             )  # fmt: skip
         case StepFailed():
             return replace(
@@ -272,7 +277,23 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
             return replace(
                 base, state="cached", exit_code=0, error=None, output_tail=None,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
+                summary=_summary(event.summary),
             )  # fmt: skip
         case StepSkipped():
             return replace(base, state="skipped", error=event.reason, finished_at=event.occurred_at)
     return step  # an unknown step event never moves a step
+
+
+def _summary(summary: dict[str, Any]) -> str | None:
+    """As JSON text PostgreSQL can keep: it refuses NUL in jsonb, and a step may write it."""
+    return msgspec.json.encode(_without_nul(summary)).decode() if summary else None
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
