@@ -60,6 +60,11 @@ async def visible(kv: KeyValue, project: str, name: str = ">") -> list[Template]
     return own + builtin
 
 
+async def builtin_versions(kv: KeyValue, name: str) -> list[Template]:
+    """The built-in template's versions, if ``name`` is one (one watch, not two)."""
+    return await stored(kv, f"{BUILTIN}.{name}.>")
+
+
 async def find(kv: KeyValue, project: str, name: str, version: str | None) -> Template | None:
     """``name@version`` as the project sees it; without a version, the highest one."""
     versions = await visible(kv, project, name)

@@ -90,8 +90,8 @@ def router(gw: Gateway) -> APIRouter:
         project = await project_for(gw, caller, project, "template:write")
         given = _template_in(ref, project, await _json(gw, request))
         kv = _bucket(gw)
-        builtin = await _unavailable_on_error(store.find(kv, "_", given.name, None), "read")
-        if builtin is not None:
+        builtin = await _unavailable_on_error(store.builtin_versions(kv, given.name), "read")
+        if builtin:
             raise Problem(409, f"{given.name} is a built-in template's name", kind="conflict")
         try:
             stored, new = await store.register(kv, msgspec.structs.replace(given, created_at=None))
