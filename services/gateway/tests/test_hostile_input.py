@@ -112,6 +112,8 @@ async def test_each_malformed_request_is_a_4xx_and_the_connection_goes_on(
         ("POST", "/v1/workflows", b"x" * (MAX_BODY + 1), json_auth, 413),
         ("GET", "/healthz", b"", {"X-Padding": "p" * 40_000}, 431),  # oversize headers
         ("GET", "/v1/workflows/a.b", b"", json_auth, 400),  # not a workflow id
+        # A log position past any stream sequence (64 bits).
+        ("GET", "/v1/workflows/wf-x/logs?after=3911985974300016921303580672", b"", json_auth, 422),
     ]
     conn = await gateway.connection()
     for method, path, body, headers, status in cases:

@@ -35,6 +35,9 @@ EVENT = {
 }
 
 
+MAX_SEQ = 2**63 - 1  # a stream sequence: JetStream's are unsigned 64-bit, kept signed here
+
+
 def router(gw: Gateway) -> APIRouter:
     api = APIRouter(prefix="/v1/workflows")
     Caller = Annotated[Claims, Depends(authenticated(gw))]
@@ -60,14 +63,17 @@ def router(gw: Gateway) -> APIRouter:
         caller: Caller,
         step: Annotated[str | None, Query(description="Only this step's output.")] = None,
         follow: Annotated[bool, Query(description="Stream new output until the end.")] = False,
-        after: Annotated[int, Query(ge=0, description="Only entries after this seq.")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_SEQ, description="Only entries after this seq.")
+        ] = 0,
     ) -> Response:
         view = await visible_view(gw, caller, workflow_id)
         wf = view.workflow_id
         if step is not None and view.steps and step not in {s.name for s in view.steps}:
             raise Problem(404, f"workflow {wf} has no step {step!r}", kind="not-found")
         resume = request.headers.get("last-event-id", "")
-        after = int(resume) if resume.isdigit() else after
+        if resume.isdigit() and int(resume) <= MAX_SEQ:  # a stream sequence, else ignored
+            after = int(resume)
         if follow or SSE in request.headers.get("accept", ""):
             return StreamingResponse(
                 _follow(gw, wf, step, after, view.state), media_type=SSE,
