@@ -121,3 +121,31 @@ class KeyMirror:
             for key in [k for k, (_, at) in self._values.items() if at < cutoff]:
                 del self._values[key]
         return True
+
+
+async def current_values(kv: KeyValue, pattern: str, timeout_s: float = 5.0) -> list[bytes]:
+    """The values of the live keys matching ``pattern`` (a key filter), as they are now.
+
+    Not by the watcher's "caught up" marker: nats-py sends it when the consumer reports
+    nothing pending and nothing delivered yet, which also holds while the first messages
+    are still on their way, so a list could come back empty. The stream's subjects say
+    whether anything is to come, and the last entry delivered has nothing pending after
+    it (``delta`` 0): deletes are read too, since the last one may be a delete.
+    """
+    js, stream, prefix = kv._js, kv._stream, kv._pre  # nats-py keeps them private
+    info = await js.stream_info(stream, subjects_filter=prefix + pattern)
+    if not info.state.subjects:
+        return []
+    watcher = await kv.watch(pattern)
+    values: list[bytes] = []
+    try:
+        while True:
+            entry = await watcher.updates(timeout_s)  # type: ignore[no-untyped-call]
+            if entry is None:  # the marker, before or after the entries
+                continue
+            if entry.operation not in (KV_DEL, KV_PURGE) and entry.value:
+                values.append(entry.value)
+            if entry.delta == 0:
+                return values
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]

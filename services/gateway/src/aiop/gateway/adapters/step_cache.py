@@ -22,6 +22,7 @@ from aiop.contracts.cache import (
     decode_entry,
 )
 from aiop.servicekit import open_bucket, open_object_store
+from aiop.servicekit.kv import current_values
 
 LOAD_TIMEOUT_S = 10.0
 
@@ -54,14 +55,10 @@ class StepCache:
 
     async def _load(self, keys: str) -> list[CacheEntry]:
         """The readable entries under ``keys`` (a KV key filter), as they are now."""
-        watcher = await self._kv.watch(keys, ignore_deletes=True)
         found = []
-        try:
-            while (entry := await watcher.updates(LOAD_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
-                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                    found.append(decode_entry(entry.value or b""))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        for value in await current_values(self._kv, keys, LOAD_TIMEOUT_S):
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                found.append(decode_entry(value))
         return found
 
     async def get(self, key: str) -> CacheEntry | None:

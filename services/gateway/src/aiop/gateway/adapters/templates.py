@@ -26,6 +26,7 @@ from aiop.contracts.templates import (
     template_key,
     version_order,
 )
+from aiop.servicekit.kv import current_values
 
 log = logging.getLogger("aiop.gateway.templates")
 _template = msgspec.json.Decoder(Template)
@@ -37,17 +38,7 @@ class VersionTaken(Exception):
 
 async def stored(kv: KeyValue, pattern: str) -> list[Template]:
     """Every template under keys matching ``pattern``."""
-    watcher = await kv.watch(pattern, ignore_deletes=True)
-    found: list[Template] = []
-    try:
-        async for entry in watcher:
-            if entry is None:  # caught up
-                break
-            if entry.value:
-                found.append(_template.decode(entry.value))
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return found
+    return [_template.decode(value) for value in await current_values(kv, pattern)]
 
 
 async def visible(kv: KeyValue, project: str, name: str = ">") -> list[Template]:

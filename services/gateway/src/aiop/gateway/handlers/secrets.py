@@ -33,6 +33,7 @@ from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated, read_body
 from aiop.gateway.openapi import BEARER, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
+from aiop.servicekit.kv import current_values
 
 JSON = "application/json"
 WRITE_ATTEMPTS = 5  # a write that loses a race with another one on the same name is retried
@@ -174,17 +175,7 @@ async def _current(kv: KeyValue, key: str) -> tuple[StoredSecret, int] | None:
 
 async def _stored_in(kv: KeyValue, project: str) -> list[StoredSecret]:
     """Every secret of ``project``, as stored now."""
-    watcher = await kv.watch(f"{project}.*", ignore_deletes=True)
-    found: list[StoredSecret] = []
-    try:
-        async for entry in watcher:
-            if entry is None:  # caught up
-                break
-            if entry.value:
-                found.append(decode_stored(entry.value))
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return found
+    return [decode_stored(value) for value in await current_values(kv, f"{project}.*")]
 
 
 def _not_found(name: str, project: str) -> Problem:
