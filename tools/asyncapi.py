@@ -129,8 +129,8 @@ def operation_id(t: Traffic) -> str:
     return f"{t.service}.{t.action}.{what}"
 
 
-# Key-value buckets and reads by sequence are storage, not messages on a channel.
-STORAGE = {Action.BUCKET, Action.OBJECTS, Action.READ}
+# Key-value buckets, reads by sequence and purges are storage, not messages on a channel.
+STORAGE = {Action.BUCKET, Action.OBJECTS, Action.READ, Action.PURGE}
 
 
 def asyncapi(traffic: list[Traffic]) -> dict[str, Any]:

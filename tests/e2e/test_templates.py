@@ -10,7 +10,7 @@ from tests.e2e.conftest import Platform
 
 pytestmark = pytest.mark.e2e
 
-BUILTIN = ("ci-cd", "data-processing", "ml-training")
+BUILTIN = ("ci-cd", "data-processing", "ml-training", "scheduled-maintenance")
 
 
 def run(platform: Platform, *args: str) -> dict[str, object]:

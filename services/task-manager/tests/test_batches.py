@@ -60,7 +60,7 @@ async def handlers(pg_url: str) -> AsyncIterator[Handlers]:
             submitted = WorkflowSubmitted(workflow_id=wf, spec=SPEC, principal="me")
             workflow, _ = new_workflow(submitted)
             answer = outbox_row(WorkflowAccepted(workflow_id=wf, spec=SPEC))
-            await store.accept(conn, "setup", submitted.event_id, workflow, SPEC, None, answer)
+            await store.accept(conn, "setup", submitted, workflow, None, answer)
     yield h
     await h.pool.close()
 

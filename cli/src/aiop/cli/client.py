@@ -48,6 +48,29 @@ def _cached_token(state_dir: Path, gateway_url: str) -> str:
     return str(body["token"])
 
 
+def new_token(projects: list[str] | None) -> dict[str, Any]:
+    """A token for the platform's API key (limited to ``projects``, if given)."""
+    stack = load_stack()
+    if stack is None:
+        raise NoPlatform("no running platform: start one with `aiop up`")
+    api_key = Path(stack.dev_key_file).read_text().strip()
+    body: dict[str, Any] = {"api_key": api_key}
+    if projects:
+        body["projects"] = projects
+    reply = httpx.post(f"{stack.gateway_url}/v1/tokens", json=body, timeout=10)
+    if reply.status_code != 200:
+        raise ApiError(reply.status_code, _problem(reply))
+    return dict(reply.json())
+
+
+def forget_token() -> None:
+    """Drop the cached token: the next command gets one naming the principal's projects
+    as they are now (after creating a project, say)."""
+    state_dir = find_state_dir()
+    if state_dir is not None:
+        (state_dir / "token.json").unlink(missing_ok=True)
+
+
 def _epoch(iso: str) -> float:
     from datetime import datetime
 
@@ -80,7 +103,10 @@ class Gateway:
             token = _cached_token(state_dir, url)
         self.url = url.rstrip("/")
         self.http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=self.url,
+            # The gateway records that runs this client starts came from the CLI.
+            headers={"Authorization": f"Bearer {token}", "AIOP-Origin": "cli"},
+            timeout=30,
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -146,6 +172,88 @@ class Gateway:
         )
         return result
 
+    def workflows(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One page of GET /v1/workflows."""
+        result: dict[str, Any] = self._call("GET", "/v1/workflows", params=params)
+        return result
+
+    def rerun(self, workflow_id: str, from_step: str | None, parameters: dict[str, Any]) -> str:
+        body: dict[str, Any] = {"parameters": parameters}
+        if from_step:
+            body["from"] = from_step
+        reply = self._call("POST", f"/v1/workflows/{workflow_id}/rerun", json=body)
+        return str(reply["workflow_id"])
+
+    def create_project(self, name: str, description: str) -> dict[str, Any]:
+        body = {"name": name, "description": description}
+        result: dict[str, Any] = self._call("POST", "/v1/projects", json=body)
+        return result
+
+    def projects(self, archived: bool) -> list[dict[str, Any]]:
+        reply = self._call("GET", "/v1/projects", params={"archived": archived})
+        return list(reply["projects"])
+
+    def archive_project(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/projects/{name}/archive")
+        return result
+
+    def run_project(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/projects/{name}/runs")
+        return result
+
+    def project_run(self, name: str, set_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/projects/{name}/runs/{set_id}")
+        return result
+
+    def save_task(
+        self, project: str, name: str, body: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any]]:
+        """(whether it is new, the task as stored)."""
+        reply = self.http.put(f"/v1/projects/{project}/tasks/{name}", json=body)
+        if reply.status_code >= 400:
+            raise ApiError(reply.status_code, _problem(reply))
+        return reply.status_code == 201, dict(reply.json())
+
+    def tasks(self, project: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/v1/projects/{project}/tasks")["tasks"])
+
+    def task(self, project: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/projects/{project}/tasks/{name}")
+        return result
+
+    def delete_task(self, project: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", f"/v1/projects/{project}/tasks/{name}")
+        return result
+
+    def run_task(self, project: str, name: str, parameters: dict[str, Any]) -> str:
+        reply = self._call("POST", f"/v1/projects/{project}/tasks/{name}/runs",
+                           json={"parameters": parameters})  # fmt: skip
+        return str(reply["workflow_id"])
+
+    def save_trigger(self, body: dict[str, Any], project: str) -> tuple[bool, dict[str, Any]]:
+        """(whether it is new, the trigger as stored)."""
+        reply = self.http.post("/v1/triggers", params={"project": project}, json=body)
+        if reply.status_code >= 400:
+            raise ApiError(reply.status_code, _problem(reply))
+        return reply.status_code == 201, dict(reply.json())
+
+    def trigger(self, method: str, name: str, project: str) -> Any:
+        """GET /v1/triggers ("" for all) or GET, DELETE /v1/triggers/{name}."""
+        path = f"/v1/triggers/{name}" if name else "/v1/triggers"
+        return self._call(method, path, params={"project": project})
+
+    def events(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One page of GET /v1/events."""
+        result: dict[str, Any] = self._call("GET", "/v1/events", params=params)
+        return result
+
+    def send_event(self, headers: dict[str, str], body: bytes, project: str) -> dict[str, Any]:
+        """POST /v1/events in binary mode: the attributes as ce-* headers."""
+        result: dict[str, Any] = self._call(
+            "POST", "/v1/events", params={"project": project}, headers=headers, content=body
+        )
+        return result
+
     def status(self, workflow_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/workflows/{workflow_id}")
         return result
@@ -181,6 +289,10 @@ class Gateway:
                         yield dict(json.loads(event.data))
             except httpx.TransportError:
                 time.sleep(0.5)  # the gateway restarted or the network blinked: resume
+
+    def schedules(self, method: str, path: str, project: str, **kwargs: Any) -> Any:
+        """``/v1/schedules{path}?project=`` (aiop schedules)."""
+        return self._call(method, f"/v1/schedules{path}", params={"project": project}, **kwargs)
 
     def cache_entries(self, project: str | None) -> dict[str, Any]:
         params = {"project": project} if project else {}

@@ -4,7 +4,7 @@ workflow to end and saying how it ended."""
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -71,3 +71,17 @@ def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> d
             return view
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``30s``, ``5m``, ``2h``, ``1d`` ago, or an ISO 8601 time."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(UTC) - timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since {value!r}: use 30s, 5m, 2h, 1d or an ISO 8601 time", 2)
+    return parsed if parsed.tzinfo else parsed.astimezone()

@@ -6,18 +6,31 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 
+from aiop.cli import history
 from aiop.cli.client import ApiError
-from aiop.cli.common import JsonFlag, api_call, fail, gateway, report_end, wait_for_end
+from aiop.cli.common import (
+    JsonFlag,
+    api_call,
+    fail,
+    gateway,
+    parse_since,
+    report_end,
+    wait_for_end,
+)
+from aiop.cli.projects import projects, tasks, token
 from aiop.cli.render import status_lines
+from aiop.cli.schedules import schedules
 from aiop.cli.stack import NoPlatform, load_stack, nats_seed_file, nats_url
 from aiop.cli.templates import run_template, templates
+from aiop.cli.triggers import events as external_events
+from aiop.cli.triggers import triggers
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
 from aiop.contracts.subjects import InvalidToken, check_token
 
@@ -69,7 +82,15 @@ def submit(
 
 
 app.command("run")(run_template)
+app.command("ls")(history.ls)
+app.command("rerun")(history.rerun)
+app.add_typer(projects, name="projects")
+app.add_typer(tasks, name="tasks")
+app.command("token")(token)
 app.add_typer(templates, name="templates")
+app.add_typer(schedules, name="schedules")
+app.add_typer(triggers, name="triggers")
+app.add_typer(external_events, name="events")
 
 
 @app.command()
@@ -113,20 +134,6 @@ def reader_gone() -> Iterator[None]:
     except* BrokenPipeError:
         # Python flushes stdout again at exit; point it at nothing so that is quiet too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def parse_since(value: str | None) -> datetime | None:
-    """``30s``, ``5m``, ``2h``, ``1d`` ago, or an ISO 8601 time."""
-    if value is None:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
-        return datetime.now(UTC) - timedelta(seconds=float(value[:-1]) * units[value[-1]])
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--since {value!r}: use 30s, 5m, 2h, 1d or an ISO 8601 time", 2)
-    return parsed if parsed.tzinfo else parsed.astimezone()
 
 
 @app.command()

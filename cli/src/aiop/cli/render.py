@@ -100,6 +100,10 @@ def status_lines(view: dict[str, Any]) -> list[str]:
         lines.append(f"executor  {view['executor_id']}  attempt {view.get('attempt')}")
     if view.get("trace_id"):
         lines.append(f"trace     {view['trace_id']}")
+    origin = view.get("origin") or {}
+    if origin.get("kind") not in (None, "api") or view.get("task"):
+        task = f"  task {view['task']}" if view.get("task") else ""
+        lines.append(f"started   by {origin_text(origin)}{task}")
     if view.get("template"):
         given = " ".join(f"{k}={json.dumps(v)}" for k, v in (view.get("parameters") or {}).items())
         lines.append(f"template  {view['template']}  {given}".rstrip())
@@ -132,3 +136,16 @@ def log_line(entry: dict[str, Any]) -> str:
     lines = text.splitlines(keepends=True) or [""]
     out = "".join(f"{prefix} | {line}" for line in lines)
     return out if out.endswith("\n") else out + "\n"
+
+
+def origin_text(origin: dict[str, Any]) -> str:
+    """What started a run, in a few words."""
+    match origin.get("kind"):
+        case "trigger":
+            return f"trigger {origin.get('trigger')} (event {origin.get('event_id')})"
+        case "schedule":
+            return f"schedule {origin.get('schedule')} @{str(origin.get('tick', ''))[:19]}"
+        case "rerun":
+            return f"rerun of {origin.get('rerun_of')}"
+        case kind:
+            return str(kind or "api")

@@ -97,6 +97,7 @@ async def launch_services(
         "AIOP_AUTH_DEV_KEY_FILE": str(state / "dev-api-key"),
         "AIOP_WORK_DIR": str(state / "work"),
         "AIOP_GATEWAY_PORT": gateway_url.rsplit(":", 1)[1],
+        "AIOP_GATEWAY_URL": gateway_url,  # for steps that call the API
         "AIOP_STREAM_REPLICAS": str(replicas),
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),

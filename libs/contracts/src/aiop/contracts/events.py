@@ -63,14 +63,35 @@ class WorkflowEvent(Event, frozen=True, kw_only=True, omit_defaults=True):
         return f"{self.TYPE}.{check_token(self.workflow_id, 'workflow id')}"
 
 
+ORIGIN_KINDS = ("api", "cli", "trigger", "schedule", "rerun")
+
+
+class Origin(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What started a run: a client over the API or the CLI, a trigger on an external
+    event, a schedule's tick, or a rerun of an earlier run."""
+
+    kind: str  # one of ORIGIN_KINDS
+    trigger: str | None = None  # trigger: its name
+    event_id: str | None = None  # trigger: the CloudEvent's id
+    event_source: str | None = None  # trigger: the CloudEvent's source
+    schedule: str | None = None  # schedule: its name
+    tick: datetime | None = None  # schedule: the time it was due
+    rerun_of: str | None = None  # rerun: the workflow it reruns
+
+
 class WorkflowSubmitted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
-    """A client asked for a workflow to run (gateway)."""
+    """A workflow was asked for: by a client through the gateway, or by a trigger or a
+    schedule in task-manager."""
 
     TYPE: ClassVar[str] = "aiop.workflow.submitted.v1"
     spec: WorkflowSpec
     principal: str
     template: str | None = None  # "name@version" when rendered from a template
     parameters: dict[str, Any] = {}  # the template's parameters, defaults filled in
+    origin: Origin | None = None  # None: an API client (as before the field existed)
+    task: str | None = None  # the project's task it is a run of
+    # The Idempotency-Key's body digest: the same key with another body is refused.
+    body_digest: str | None = None
 
 
 class WorkflowAccepted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -78,6 +99,7 @@ class WorkflowAccepted(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=T
 
     TYPE: ClassVar[str] = "aiop.workflow.accepted.v1"
     spec: WorkflowSpec
+    principal: str | None = None  # who submitted it: steps that call the API act as them
 
 
 class WorkflowRejected(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -103,6 +125,7 @@ class WorkflowRequested(WorkflowEvent, frozen=True, kw_only=True, omit_defaults=
     spec: WorkflowSpec
     pool: str
     attempt: int = 1
+    principal: str | None = None  # who submitted it: steps that call the API act as them
 
     def subject(self) -> str:
         pool = check_token(self.pool, "pool")
@@ -171,6 +194,7 @@ class StepCompleted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     outputs_digest: str | None = None  # sha256 of its outputs archive, if it has outputs
     outputs_size: int = 0
     summary: dict[str, Any] = {}  # what the step wrote to $AIOP_SUMMARY (a JSON object)
+    entry_key: str | None = None  # the step store entry holding its result, for reruns
 
 
 class StepFailed(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -201,18 +225,19 @@ class StepRetrying(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
 
 class StepCached(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     """The step did not run: an earlier run with the same cache key (``source`` "cache"),
-    or an earlier attempt of this workflow (``source`` "resumed"), gave its result, and
-    its outputs were restored."""
+    an earlier attempt of this workflow (``source`` "resumed"), or the run this one
+    reruns (``source`` "rerun") gave its result, and its outputs were restored."""
 
     TYPE: ClassVar[str] = "aiop.step.cached.v1"
     cache_key: str
-    source: str = "cache"  # "cache" | "resumed"
+    source: str = "cache"  # "cache" | "resumed" | "rerun"
     from_workflow_id: str
     from_attempt: int = 1
     outputs_digest: str | None = None
     outputs_size: int = 0
     duration_s: float = 0.0  # looking it up and restoring its outputs
     summary: dict[str, Any] = {}  # the summary of the run it was taken from
+    entry_key: str | None = None  # the step store entry it was taken from
 
 
 class StepSkipped(StepEvent, frozen=True, kw_only=True, omit_defaults=True):

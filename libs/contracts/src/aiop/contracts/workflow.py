@@ -67,6 +67,9 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cache: bool = True  # False: it always runs; its result is neither reused nor stored
     registry_auth: RegistryAuth | None = None
     files: dict[str, str] = {}  # relative path -> text, written to the work directory first
+    # The step calls AIOP's API: it gets AIOP_URL and AIOP_TOKEN, a short-lived token of
+    # whoever submitted the workflow, limited to the workflow's project.
+    api: bool = False
 
 
 class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -77,6 +80,10 @@ class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     project: str = "default"
     requires: list[str] = []
     labels: dict[str, str] = {}
+    # A rerun's steps that take the result an earlier run stored instead of running:
+    # step -> its step store entry (set by the rerun, checked against the project), or
+    # "" for a step the rerun runs afresh, without a cache lookup.
+    reuse: dict[str, str] = {}
 
 
 def validate_spec(spec: WorkflowSpec) -> list[str]:
@@ -96,6 +103,7 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
         seen.add(step.name)
         problems += _step_problems(step, names)
     problems += _files_size_problems(spec)
+    problems += [f"reuse names unknown step {name!r}" for name in spec.reuse if name not in seen]
     problems += [f"{where} holds a NUL character" for where in _nul_bytes(spec)]
     if not problems:
         try:

@@ -54,6 +54,11 @@ class EventBus:
         self._check(kind)
         await self._send(subject, body, dict(headers))
 
+    async def send(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish a message that is no AIOP event (the service checked it declared the
+        subject), with the current trace context."""
+        await self._send(subject, body, headers)
+
     async def dead_letter(self, raw: Msg, reason: str) -> None:
         """Keep ``raw`` whole in AIOP_DLQ with ``reason``; one record per stream message."""
         meta = raw.metadata

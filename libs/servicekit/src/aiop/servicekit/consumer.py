@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -241,6 +241,26 @@ class EachConsumer(PullConsumer, Generic[E]):
     async def _drain(self, deadline: float) -> None:
         if self._in_flight:
             await _finish_or_cancel(set(self._in_flight), deadline)
+
+
+class MessageConsumer(EachConsumer[Any]):
+    """Each message, read by ``read`` rather than as an AIOP event: for what systems
+    outside the platform publish (CloudEvents under ``ext.>``). ``read`` raises Permanent
+    for a message it cannot take, which is dead-lettered with the reason."""
+
+    def __init__(
+        self,
+        reading: Reading,
+        dead_letter: DeadLetter,
+        read: Callable[[Msg], Any],
+        handler: Callable[[Any], Awaitable[None]],
+        workers: int = 1,
+    ) -> None:
+        super().__init__(reading, dead_letter, handler, workers)
+        self.read = read
+
+    def _decode(self, msg: Msg) -> Any:
+        return self.read(msg)
 
 
 class BatchConsumer(PullConsumer, Generic[E]):

@@ -89,6 +89,8 @@ def _grant(p: Permissions, t: Traffic) -> None:
             p.publish |= _objects(t.subject)
         case Action.FOLLOW:
             p.publish |= _follows(stream_for(t.subject) or "")
+        case Action.PURGE:
+            p.publish.add(f"$JS.API.STREAM.PURGE.{t.subject}")
 
 
 def _reads(stream: str) -> set[str]:

@@ -31,6 +31,7 @@ from faststream.nats import NatsBroker, NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.security import BaseSecurity
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.micro.service import Service as MicroService
 
@@ -43,6 +44,7 @@ from aiop.servicekit.consumer import (
     BatchConsumer,
     Delivery,
     EachConsumer,
+    MessageConsumer,
     Outcomes,
     PullConsumer,
     Reading,
@@ -69,6 +71,7 @@ class Service:
         self.traffic: list[Traffic] = []
         self._publishes: set[type[Event]] = set()
         self._asks: set[str] = set()
+        self._sends: set[str] = set()  # subject filters of publishes_to
         self._consumers: list[PullConsumer] = []
         self._answers: list[tuple[Endpoint[Any, Any], rpc.Answer]] = []
         self._on_start: list[Hook] = []
@@ -141,6 +144,43 @@ class Service:
             BatchConsumer(reading, self.bus.dead_letter, handler, batch_size, linger_s)
         )
 
+    def consume_messages(
+        self,
+        subject: str,
+        kind: type[S],
+        read: Callable[[Msg], S],
+        handler: Callable[[S], Awaitable[None]],
+        *,
+        durable: str,
+        policy: DeliveryPolicy = DEFAULT_POLICY,
+        workers: int = 1,
+    ) -> None:
+        """A durable consumer of messages that are no AIOP event (CloudEvents that
+        systems outside publish under ``ext.>``): ``read`` makes each a ``kind``, or
+        raises Permanent to dead-letter it."""
+        stream = stream_for(subject)
+        if stream is None:
+            raise ValueError(f"{durable}: no stream stores {subject}")
+        self._record(Action.CONSUME, subject, kind, durable=durable)
+        self.publishes(DeadLetterRecorded)
+        reading = Reading(durable, stream, (), (subject,), policy)
+        self._consumers.append(
+            MessageConsumer(reading, self.bus.dead_letter, read, handler, workers)
+        )
+
+    def publishes_to(self, subject: str, kind: type[msgspec.Struct]) -> None:
+        """Messages that are no AIOP event it publishes under ``subject`` (a filter such
+        as ``ext.>``) with ``send``: its bus permissions cover that filter."""
+        self._sends.add(subject)
+        self._record(Action.PUBLISH, subject, kind)
+
+    async def send(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """Publish ``body`` on ``subject`` (declared with ``publishes_to``) and wait for
+        JetStream's ack; ``Nats-Msg-Id`` in ``headers`` makes a repeat a no-op."""
+        if not any(_within(subject, declared) for declared in self._sends):
+            raise UndeclaredEvent(f"{self.name} sends on {subject} without declaring it")
+        await self.bus.send(subject, body, dict(headers))
+
     def listen(
         self,
         kind: type[S],
@@ -202,6 +242,11 @@ class Service:
         """Streams whose messages the service looks up by sequence, outside any consumer."""
         for stream in streams:
             self._record(Action.READ, stream, None)
+
+    def purges(self, *streams: str) -> None:
+        """Streams it removes messages from, by subject (the logs of runs it removed)."""
+        for stream in streams:
+            self._record(Action.PURGE, stream, None)
 
     def follows(self, *events: type[Event]) -> None:
         """Events it reads from their stream through ordered consumers of its own, each
@@ -293,6 +338,17 @@ class Service:
         self, action: Action, subject: str, message: type[msgspec.Struct] | None, **more: Any
     ) -> None:
         self.traffic.append(Traffic(self.name, action, subject, message, **more))
+
+
+def _within(subject: str, pattern: str) -> bool:
+    """``subject`` is matched by the filter ``pattern`` (``*`` one token, ``>`` the rest)."""
+    tokens, wanted = subject.split("."), pattern.split(".")
+    for i, want in enumerate(wanted):
+        if want == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or want not in ("*", tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:

@@ -24,6 +24,7 @@ class Action(StrEnum):
     READ = "read"  # a stream whose messages it looks up by sequence
     OBJECTS = "objects"  # a JetStream object store it reads and writes
     FOLLOW = "follow"  # a stream it reads through short-lived ordered consumers of its own
+    PURGE = "purge"  # a stream whose messages it removes (a removed run's logs)
 
 
 @dataclass(frozen=True)

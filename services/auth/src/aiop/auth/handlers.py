@@ -17,10 +17,15 @@ from aiop.contracts.queries import (
     IssuedKey,
     KeyRevocation,
     KeysRequest,
+    PrincipalProjects,
+    ProjectGrant,
+    StepTokenRequest,
     TokenReply,
     TokenRequest,
 )
 from aiop.servicekit.rpc import QueryFailed
+
+MAX_STEP_TOKEN_S = 6 * 3600.0
 
 
 class AuthHandlers:
@@ -46,15 +51,38 @@ class AuthHandlers:
         principal = self.principals.by_api_key(ask.api_key)
         if principal is None:
             raise QueryFailed(401, "unknown API key")
-        claims = token_claims(
-            principal.name, principal.projects, datetime.now(UTC), self.token_ttl_s
-        )
+        projects = principal.projects
+        if ask.projects is not None:  # a token limited to some of them
+            outside = [p for p in ask.projects if p not in principal.projects]
+            if outside or not ask.projects:
+                raise QueryFailed(403, f"the key has no access to project {outside[0]!r}"
+                                  if outside else "a token needs at least one project")  # fmt: skip
+            projects = [p for p in principal.projects if p in ask.projects]
+        claims = token_claims(principal.name, projects, datetime.now(UTC), self.token_ttl_s)
         return TokenReply(
             token=self.key.sign(claims),
             expires_at=expires_at(claims),
             principal=principal.name,
-            projects=principal.projects,
+            projects=projects,
         )
+
+    async def step_token(self, ask: StepTokenRequest) -> TokenReply:
+        """A token for a step that calls the API: whoever submitted the workflow, limited
+        to its project, for the step's time (at most MAX_STEP_TOKEN_S). The executor
+        asks; nobody else may (the bus's permissions)."""
+        principal = self.principals.get(ask.principal)
+        if principal is None or ask.project not in principal.projects:
+            raise QueryFailed(403, f"{ask.principal} has no access to project {ask.project!r}")
+        ttl = min(max(ask.ttl_s, 1.0), MAX_STEP_TOKEN_S)
+        claims = token_claims(principal.name, [ask.project], datetime.now(UTC), ttl)
+        return TokenReply(token=self.key.sign(claims), expires_at=expires_at(claims),
+                          principal=principal.name, projects=[ask.project])  # fmt: skip
+
+    async def grant_project(self, ask: ProjectGrant) -> PrincipalProjects:
+        principal = self.principals.grant(ask.principal, ask.project)
+        if principal is None:
+            raise QueryFailed(404, f"no principal {ask.principal!r}")
+        return PrincipalProjects(principal=principal.name, projects=list(principal.projects))
 
     async def authorize(self, ask: AuthorizeRequest) -> AuthorizeReply:
         return authorize(self.principals.get(ask.principal), ask.project, ask.action)

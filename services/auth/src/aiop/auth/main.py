@@ -8,11 +8,13 @@ from pydantic import AliasChoices, Field
 from aiop.auth.handlers import AuthHandlers
 from aiop.contracts.endpoints import (
     AUTHORIZE,
+    GRANT_PROJECT,
     ISSUE_KEY,
     ISSUE_TOKEN,
     JWKS,
     LIST_KEYS,
     REVOKE_KEY,
+    STEP_TOKEN,
 )
 from aiop.servicekit import Service, ServiceSettings
 
@@ -35,6 +37,8 @@ def build(settings: AuthSettings) -> Service:
     svc.answer(LIST_KEYS, h.list_keys)
     svc.answer(ISSUE_KEY, h.issue_key)
     svc.answer(REVOKE_KEY, h.revoke_key)
+    svc.answer(GRANT_PROJECT, h.grant_project)
+    svc.answer(STEP_TOKEN, h.step_token)
     return svc
 
 

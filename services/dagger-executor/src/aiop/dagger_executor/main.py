@@ -25,7 +25,9 @@ from aiop.contracts import (
     check_token,
 )
 from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS
+from aiop.contracts.endpoints import STEP_TOKEN
 from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS, KV_SECRETS
+from aiop.dagger_executor.adapters.api_access import ApiAccess
 from aiop.dagger_executor.adapters.artifacts import CacheLimits, StepStore
 from aiop.dagger_executor.adapters.breaker import CircuitBreaker
 from aiop.dagger_executor.adapters.fallback import FallbackRunner, circuit_announcer
@@ -68,6 +70,9 @@ class ExecutorSettings(ServiceSettings):
     # bytes of outputs in all (the oldest go first).
     cache_ttl_s: float = 7 * 24 * 3600.0
     cache_max_bytes: int = 2 * 1024**3
+    # The gateway as steps reach it: steps with ``api: true`` get it as AIOP_URL, with a
+    # token. Without it such steps fail, saying why.
+    gateway_url: str | None = None
 
 
 def build(settings: ExecutorSettings) -> Service:
@@ -88,8 +93,14 @@ def build(settings: ExecutorSettings) -> Service:
     secret_store = SecretStore(settings.secrets_key_file, settings.stream_replicas)
     steps = StepStore(CacheLimits(settings.cache_ttl_s, settings.cache_max_bytes),
                       settings.stream_replicas)  # fmt: skip
+    api = (
+        ApiAccess(settings.gateway_url, lambda ask: svc.ask(STEP_TOKEN, ask))
+        if settings.gateway_url
+        else None
+    )
     ctx = RunContext(me, runner, publisher, settings.work_dir, lookup=secret_store.lookup,
-                     store=steps, slots=StepSlots(settings.step_capacity))  # fmt: skip
+                     store=steps, slots=StepSlots(settings.step_capacity), api=api)  # fmt: skip
+    svc.asks(STEP_TOKEN)  # tokens for steps that call the API
     executor = Executor(identity, svc.bus, ctx, lambda: svc.js, settings.stream_replicas)
 
     svc.publishes(

@@ -25,6 +25,16 @@ log = logging.getLogger("aiop.dagger_executor.results")
 class Kept:
     outputs_digest: str | None = None
     outputs_size: int = 0
+    entry_key: str | None = None  # where its entry is recorded, for a rerun to take
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A stored result that stands for a step, and where it was found."""
+
+    entry: StoredEntry
+    entry_key: str
+    source: str  # "cache" | "resumed" | "rerun"
 
 
 class RunResults:
@@ -41,21 +51,29 @@ class RunResults:
         needs = {name: self._results[name] for name in step.needs}
         return step_key(self._request.spec.project, step, needs)
 
-    async def reuse(self, step: StepSpec, key: str, workdir: Path) -> StoredEntry | None:
+    async def reuse(self, step: StepSpec, key: str, workdir: Path) -> Reused | None:
         """The entry that gives ``step`` its result without running it, its outputs
-        restored under ``workdir``; None to run it."""
+        restored under ``workdir``; None to run it.
+
+        A rerun names the entries of the steps it takes from the run it reruns, and
+        runs the others afresh; elsewhere steps are looked up by cache key, or, on a later attempt, by the earlier
+        attempt's record of an uncached step."""
         if self._store is None:
             return None
-        wf = self._request.workflow_id
-        if key:
-            entry_key = cache_entry_key(key)
+        wf, spec = self._request.workflow_id, self._request.spec
+        if spec.reuse.get(step.name) == "":
+            return None  # a rerun runs it afresh
+        if step.name in spec.reuse:
+            entry_key, source = spec.reuse[step.name], "rerun"
+        elif key:
+            entry_key, source = cache_entry_key(key), "cache"
         elif self._request.attempt > 1:
-            entry_key = resume_entry_key(wf, step.name)
+            entry_key, source = resume_entry_key(wf, step.name), "resumed"
         else:
             return None
         try:
             entry = await self._store.lookup(entry_key)
-            if entry is None or (not key and entry.workflow_id != wf):
+            if entry is None or not _may_take(entry, step, spec.project, source, wf):
                 return None
             digest = entry.outputs_digest
             if digest and not await self._store.restore(digest, workdir):
@@ -64,7 +82,9 @@ class RunResults:
             log.warning("step cache lookup failed for %s; running it", step.name, exc_info=True)
             return None
         self._results[step.name], self._outputs[step.name] = entry.result, entry.outputs_digest
-        return entry
+        if source == "cache" and entry.workflow_id == wf:
+            source = "resumed"  # an earlier attempt of this run stored it
+        return Reused(entry, entry_key, source)
 
     async def put_inputs(self, step: StepSpec, workdir: Path) -> str | None:
         """Put the outputs of the steps ``step`` takes inputs from into place; what is
@@ -106,6 +126,18 @@ class RunResults:
             )
             try:
                 await self._store.record(entry_key, entry)
+                kept = Kept(kept.outputs_digest, kept.outputs_size, entry_key)
             except Exception:  # a result not recorded is only a miss later
                 log.warning("recording %s in the step cache failed", step.name, exc_info=True)
         return kept
+
+
+def _may_take(entry: StoredEntry, step: StepSpec, project: str, source: str, wf: str) -> bool:
+    """Whether ``entry`` may stand for ``step``: only a result of the same project, and,
+    where it was named rather than found by key, of the same step (a rerun), or of this
+    very workflow (a resumed attempt)."""
+    if entry.project != project:
+        return False
+    if source == "rerun":
+        return entry.step == step.name
+    return source == "cache" or entry.workflow_id == wf

@@ -34,6 +34,7 @@ from aiop.contracts import (
     validate_spec,
 )
 from aiop.contracts.events import now
+from aiop.dagger_executor.adapters.api_access import API_TOKEN, ApiAccess, NoApiAccess
 from aiop.dagger_executor.adapters.artifacts import MissingOutput, StepStore
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.runner import Runner, StepResult
@@ -70,6 +71,7 @@ class RunContext:
     store: StepStore | None = None  # the step cache and outputs; None: no cache, no outputs
     slots: StepSlots = field(default_factory=lambda: StepSlots(64))  # steps at once
     janitor: WorkJanitor = field(default_factory=WorkJanitor)  # finished runs' directories
+    api: ApiAccess | None = None  # tokens for steps that call the API; None: none given
 
 
 class WorkflowRun:
@@ -156,6 +158,8 @@ class WorkflowRun:
         secrets, missing = await resolve_stored_secrets(
             names, self.request.spec.project, self.ctx.environ, self.ctx.lookup
         )
+        if step.api:
+            missing += await self._api_token(step, secrets)
         # Announced while the process starts, not before: the step's other events
         # wait for this one, so it is still stored first.
         announced = asyncio.create_task(
@@ -203,6 +207,7 @@ class WorkflowRun:
                     outputs_size=kept.outputs_size,
                     runner=result.runner,
                     summary=summary,
+                    entry_key=kept.entry_key,
                 )
             )
             return True
@@ -225,22 +230,37 @@ class WorkflowRun:
         )
         return False
 
+    async def _api_token(self, step: StepSpec, secrets: dict[str, str]) -> list[str]:
+        """Put the step's API token among its secrets; why not, if it cannot have one."""
+        if self.ctx.api is None:
+            return ["the step calls the API, and this executor was not given its address"]
+        req = self.request
+        try:
+            secrets[API_TOKEN] = await self.ctx.api.token(
+                req.principal, req.spec.project, req.workflow_id, step.timeout
+            )
+        except NoApiAccess as exc:
+            return [str(exc)]
+        return []
+
     def _workdir(self, step: StepSpec) -> Path:
         return self.ctx.work_dir / self.wf / str(self.attempt) / step.name
 
     async def _reused(self, step: StepSpec, key: str, t0: float) -> bool:
         """Whether the cache (or an earlier attempt) gave ``step`` its result; if so it
         is announced as cached and does not run."""
-        entry = await self.results.reuse(step, key, self._workdir(step))
-        if entry is None:
+        reused = await self.results.reuse(step, key, self._workdir(step))
+        if reused is None:
             return False
+        entry = reused.entry
         await self._publish(
             StepCached(
                 workflow_id=self.wf,
                 attempt=self.attempt,
                 step=step.name,
                 cache_key=entry.key or entry.result,
-                source="resumed" if entry.workflow_id == self.wf else "cache",
+                source=reused.source,
+                entry_key=reused.entry_key,
                 from_workflow_id=entry.workflow_id,
                 from_attempt=entry.attempt,
                 outputs_digest=entry.outputs_digest,
@@ -333,6 +353,8 @@ class WorkflowRun:
             # Absolute: the step may change directory. The Dagger runner maps it to /work.
             "AIOP_SUMMARY": str(workdir.absolute() / SUMMARY_FILE),
         }
+        if step.api and self.ctx.api is not None:
+            env["AIOP_URL"] = self.ctx.api.url
         try:
             async with asyncio.timeout(step.timeout):
                 return await self.ctx.runner.run(step, workdir, env, secrets, output.write)

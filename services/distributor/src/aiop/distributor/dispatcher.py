@@ -116,7 +116,9 @@ class Distributor:
         if self.registry.observe(hb, self.clock()):
             self._wake.set()  # new capacity: dispatch pending work now, not next tick
 
-    async def accepted(self, workflow_id: str, spec: WorkflowSpec) -> None:
+    async def accepted(
+        self, workflow_id: str, spec: WorkflowSpec, principal: str | None = None
+    ) -> None:
         await self._loaded.wait()
         async with self._lock:
             if workflow_id in self.table:
@@ -127,7 +129,7 @@ class Distributor:
                 return
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
-            fresh = DispatchState(spec=spec, trace=carrier)
+            fresh = DispatchState(spec=spec, trace=carrier, principal=principal)
             # A pool that can take it now: the first KV write is already the dispatch,
             # which saves the loop a second write and a wakeup on the critical path.
             now = self.clock()
@@ -266,6 +268,7 @@ class Distributor:
                 spec=d.spec,
                 pool=d.pool,
                 attempt=d.attempt,
+                principal=d.principal,
             ))  # fmt: skip
         self._unpublished.discard(workflow_id)
 

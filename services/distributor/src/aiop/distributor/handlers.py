@@ -19,7 +19,7 @@ class Handlers:
         self.distributor.heartbeat(hb)
 
     async def accepted(self, event: WorkflowAccepted) -> None:
-        await self.distributor.accepted(event.workflow_id, event.spec)
+        await self.distributor.accepted(event.workflow_id, event.spec, event.principal)
 
     async def finished(self, event: WorkflowCompleted | WorkflowFailed | WorkflowCancelled) -> None:
         await self.distributor.finished(event.workflow_id)

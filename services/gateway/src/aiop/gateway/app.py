@@ -5,19 +5,42 @@ from starlette.responses import Response
 
 from aiop.gateway import openapi, problems
 from aiop.gateway.context import Gateway
-from aiop.gateway.handlers import cache, keys, logs, secrets, templates, tokens, workflows
+from aiop.gateway.handlers import (
+    cache,
+    history,
+    keys,
+    logs,
+    projects,
+    reruns,
+    retention,
+    schedules,
+    secrets,
+    templates,
+    tokens,
+    workflows,
+)
+from aiop.gateway.handlers import events as external_events
+from aiop.gateway.handlers import triggers as trigger_routes
 
 
 def create_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="AIOP gateway", version="0.1.0")
     problems.install(app)
     app.include_router(tokens.router(gw))
+    app.include_router(history.router(gw))  # GET /v1/workflows, before /{workflow_id}
+    app.include_router(retention.router(gw))  # DELETE /v1/workflows
     app.include_router(workflows.router(gw))
+    app.include_router(reruns.router(gw))
+    app.include_router(projects.router(gw))
+    app.include_router(projects.task_router(gw))
     app.include_router(logs.router(gw))
     app.include_router(cache.router(gw))
     app.include_router(keys.router(gw))
     app.include_router(secrets.router(gw))
     app.include_router(templates.router(gw))
+    app.include_router(schedules.router(gw))
+    app.include_router(trigger_routes.router(gw))
+    app.include_router(external_events.router(gw))
 
     @app.get("/healthz", responses=openapi.problems(431))
     async def healthz() -> Response:

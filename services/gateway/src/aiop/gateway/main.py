@@ -14,17 +14,28 @@ from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS
 from aiop.contracts.cancels import CANCEL_TTL_S
 from aiop.contracts.endpoints import (
     AUTHORIZE,
+    DELETE_TRIGGER,
     GET_REPORT,
+    GET_RUN_SOURCE,
+    GET_TRIGGER,
     GET_WORKFLOW,
+    GRANT_PROJECT,
     ISSUE_KEY,
     ISSUE_TOKEN,
     JWKS,
+    LIST_EVENTS,
     LIST_KEYS,
+    LIST_TRIGGERS,
+    LIST_WORKFLOWS,
+    PROJECT_ENDPOINTS,
+    PRUNE_WORKFLOWS,
     REVOKE_KEY,
+    SAVE_TRIGGER,
 )
 from aiop.contracts.events import StepOutputAppended, WorkflowSubmitted
 from aiop.contracts.secrets import load_public_key
-from aiop.contracts.subjects import KV_CANCELS, KV_SECRETS, KV_TEMPLATES
+from aiop.contracts.subjects import KV_CANCELS, KV_SECRETS, KV_TEMPLATES, STREAM_LOGS
+from aiop.contracts.triggers import EXT_EVENTS, CloudEvent
 from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.step_cache import StepCache
@@ -33,6 +44,7 @@ from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.gateway.guards import Guards
+from aiop.gateway.handlers.schedules import ENDPOINTS as SCHEDULES
 from aiop.servicekit import Service, ServiceSettings, open_bucket
 
 # The repository's examples/templates, where the gateway runs from a checkout.
@@ -62,8 +74,13 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     """The gateway's bus side and its HTTP app, not yet serving."""
     svc = Service("gateway", settings)
     svc.publishes(WorkflowSubmitted)
-    svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, GET_REPORT)
+    svc.asks(JWKS, ISSUE_TOKEN, AUTHORIZE, GET_WORKFLOW, LIST_WORKFLOWS, GET_REPORT)
+    svc.asks(GET_RUN_SOURCE, GRANT_PROJECT, PRUNE_WORKFLOWS, *PROJECT_ENDPOINTS)
+    svc.purges(STREAM_LOGS)  # the logs of runs it removed (DELETE /v1/workflows)
     svc.asks(LIST_KEYS, ISSUE_KEY, REVOKE_KEY)
+    svc.asks(*SCHEDULES)  # task-manager keeps and fires them
+    svc.asks(SAVE_TRIGGER, GET_TRIGGER, LIST_TRIGGERS, DELETE_TRIGGER, LIST_EVENTS)
+    svc.publishes_to(EXT_EVENTS, CloudEvent)  # POST /v1/events, for task-manager's triggers
     svc.uses_bucket(KV_CANCELS)  # a cancel request is a key there
     svc.uses_bucket(KV_SECRETS)  # sealed secrets: written, listed, deleted; never opened
     svc.uses_bucket(KV_TEMPLATES)  # templates: registered, listed, rendered

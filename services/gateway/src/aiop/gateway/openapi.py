@@ -10,18 +10,33 @@ import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from aiop.contracts.projects import (
+    NewProject,
+    ProjectList,
+    ProjectRun,
+    ProjectView,
+    TaskList,
+    TaskRun,
+    TaskSpec,
+    TaskView,
+)
 from aiop.contracts.queries import (
     ApiKeyList,
     ApiKeyView,
     CancelReply,
     IssuedKey,
+    RerunRequest,
+    RunsPruned,
     TokenReply,
     TokenRequest,
+    WorkflowPage,
     WorkflowReport,
     WorkflowView,
 )
+from aiop.contracts.schedules import ScheduleIn, ScheduleList, ScheduleView
 from aiop.contracts.secrets import MAX_SECRET_BYTES, SecretList, SecretValue, SecretView
 from aiop.contracts.templates import Template, TemplateList, TemplateRun
+from aiop.contracts.triggers import CloudEvent, EventPage, EventSent, Trigger, TriggerList
 from aiop.contracts.workflow import MAX_STEPS, WorkflowSpec
 from aiop.gateway.adapters.logs import LogPage
 from aiop.gateway.adapters.step_cache import CacheList, Pruned
@@ -31,6 +46,7 @@ REF = "#/components/schemas/{name}"
 TOKEN = r"^[A-Za-z0-9_\-]{1,128}$"  # names and ids that become subject tokens
 # What the routes check.
 PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$", "name": TOKEN, "project": TOKEN,
+            "set_id": TOKEN,
             "key": r"^[0-9a-f]{64}$",
             "ref": r"^[a-z0-9][a-z0-9-]{0,62}(@[0-9A-Za-z][0-9A-Za-z.-]{0,31})?$"}  # fmt: skip
 PROBLEM: dict[str, Any] = {
@@ -78,7 +94,8 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "The same key from the same principal always names the same workflow.",
+    "description": "The same key from the same principal always names the same workflow;"
+    " used again with another body, it is refused (409).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 256},
 }
 
@@ -166,6 +183,25 @@ def schemas() -> dict[str, Any]:
             Template,
             TemplateList,
             TemplateRun,
+            Trigger,
+            TriggerList,
+            EventPage,
+            EventSent,
+            CloudEvent,
+            ScheduleIn,
+            ScheduleView,
+            ScheduleList,
+            WorkflowPage,
+            RunsPruned,
+            RerunRequest,
+            NewProject,
+            ProjectView,
+            ProjectList,
+            ProjectRun,
+            TaskSpec,
+            TaskView,
+            TaskList,
+            TaskRun,
         ],
         ref_template=REF,
     )

@@ -7,6 +7,7 @@ import logging
 import asyncpg
 import msgspec
 from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
 from opentelemetry import trace
 
 from aiop.contracts.events import (
@@ -15,7 +16,15 @@ from aiop.contracts.events import (
     WorkflowRejected,
     WorkflowSubmitted,
 )
-from aiop.contracts.queries import WorkflowQuery, WorkflowView
+from aiop.contracts.queries import (
+    Pruned,
+    PruneRequest,
+    RunSource,
+    WorkflowListQuery,
+    WorkflowPage,
+    WorkflowQuery,
+    WorkflowView,
+)
 from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.servicekit import Delivery, EventBus, Outcomes, Permanent
@@ -35,6 +44,7 @@ class Handlers:
 
     pool: asyncpg.Pool
     outbox: outbox.Outbox
+    templates: KeyValue  # KV aiop_templates, opened at start
 
     def __init__(
         self,
@@ -82,17 +92,15 @@ class Handlers:
                 for event, wf, row, trace_id in decided:
                     try:
                         claimed, created = await store.accept(
-                            conn, consumer, event.event_id, wf, event.spec, trace_id, row,
-                            event.template, event.parameters,
-                        )  # fmt: skip
+                            conn, consumer, event, wf, trace_id, row
+                        )
                     except asyncpg.DataError as exc:
                         if len(decided) > 1:
                             raise  # the batch is split: alone, this submission lands below
                         event, wf, row = _unstorable(event, wf, row, exc)
                         claimed, created = await store.accept(
-                            conn, consumer, event.event_id, wf, event.spec, trace_id, row,
-                            event.template, event.parameters,
-                        )  # fmt: skip
+                            conn, consumer, event, wf, trace_id, row
+                        )
                     if claimed and not created:
                         log.warning("workflow %s submitted again; the first stands", wf.id)
                     elif created:
@@ -122,6 +130,24 @@ class Handlers:
                 await store.save(conn, changes)
         return outcomes
 
+    async def list_workflows(self, query: WorkflowListQuery) -> WorkflowPage:
+        try:
+            async with self.pool.acquire() as conn:
+                return await store.listing(conn, query)
+        except store.BadCursor as exc:
+            raise QueryFailed(400, str(exc)) from exc
+
+    async def prune(self, ask: PruneRequest) -> Pruned:
+        async with self.pool.acquire() as conn:
+            return Pruned(workflow_ids=await store.prune(conn, ask))
+
+    async def run_source(self, query: WorkflowQuery) -> RunSource:
+        async with self.pool.acquire() as conn:
+            found = await store.source(conn, query.workflow_id)
+        if found is None:
+            raise QueryFailed(404, f"workflow {query.workflow_id} not found")
+        return found
+
     async def get_workflow(self, query: WorkflowQuery) -> WorkflowView:
         async with self.pool.acquire() as conn:
             view = await store.view(conn, query.workflow_id)
@@ -140,7 +166,7 @@ def _decide(event: WorkflowSubmitted) -> tuple[WorkflowSubmitted, Workflow, Outb
     answer = (
         WorkflowRejected(workflow_id=wf.id, reasons=problems)
         if problems
-        else WorkflowAccepted(workflow_id=wf.id, spec=event.spec)
+        else WorkflowAccepted(workflow_id=wf.id, spec=event.spec, principal=event.principal)
     )
     return event, wf, outbox.outbox_row(answer), _trace_id()
 

@@ -81,6 +81,16 @@ class PrincipalStore:
                 self._save()
         return record
 
+    def grant(self, name: str, project: str) -> Principal | None:
+        """Let ``name`` into ``project`` (its creator, say); None if there is no such
+        principal."""
+        with self._lock:
+            principal = self.principals.get(name)
+            if principal is not None and project not in principal.projects:
+                principal.projects.append(project)
+                self._save()
+        return principal
+
     def by_api_key(self, api_key: str) -> Principal | None:
         """The principal holding ``api_key`` among its active keys, checked with argon2."""
         wanted = key_id(api_key)

@@ -71,8 +71,11 @@ class LocalRunner:
         if uid is not None:
             full_env["PATH"] = STEP_PATH
         marker = uuid.uuid4().hex  # finds the step's processes that leave its group
-        # Only the secrets the step lists: a registry password is for pulling its image.
-        named = {k: v for k, v in secrets.items() if k in step.secrets}
+        # Every secret it was given but a registry password, which is for pulling its
+        # image (the step's own secrets and, for ``api: true``, its API token).
+        auth = step.registry_auth
+        named = {k: v for k, v in secrets.items()
+                 if auth is None or k != auth.secret or k in step.secrets}  # fmt: skip
         full_env |= {"HOME": str(workdir), "TMPDIR": str(workdir), **env, **named}
         full_env[MARKER] = marker
         caches = self._caches(step, workdir, full_env)

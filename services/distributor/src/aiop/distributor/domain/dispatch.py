@@ -17,6 +17,7 @@ class DispatchState(msgspec.Struct, frozen=True, kw_only=True):
     spec: WorkflowSpec
     attempt: int = 1
     state: Literal["pending", "dispatched"] = "pending"
+    principal: str | None = None  # who submitted it, passed on to the executor
     pool: str | None = None
     # The last WorkflowQueued reason published for this attempt, so each is said once.
     reason: str | None = None

@@ -24,9 +24,10 @@ from aiop.contracts.templates import (
     check_template,
     inline_files,
     template_key,
-    version_order,
 )
-from aiop.servicekit.kv import current_values
+from aiop.servicekit.templates import find as find
+from aiop.servicekit.templates import stored
+from aiop.servicekit.templates import visible as visible
 
 log = logging.getLogger("aiop.gateway.templates")
 _template = msgspec.json.Decoder(Template)
@@ -36,32 +37,9 @@ class VersionTaken(Exception):
     """That name@version is stored already, with other content."""
 
 
-async def stored(kv: KeyValue, pattern: str) -> list[Template]:
-    """Every template under keys matching ``pattern``."""
-    return [_template.decode(value) for value in await current_values(kv, pattern)]
-
-
-async def visible(kv: KeyValue, project: str, name: str = ">") -> list[Template]:
-    """The project's templates and the built-in ones (all, or the versions of ``name``),
-    the project's own first where both have a name."""
-    suffix = ">" if name == ">" else f"{name}.>"
-    own = await stored(kv, f"{project}.{suffix}")
-    names = {t.name for t in own}
-    builtin = [t for t in await stored(kv, f"{BUILTIN}.{suffix}") if t.name not in names]
-    return own + builtin
-
-
 async def builtin_versions(kv: KeyValue, name: str) -> list[Template]:
     """The built-in template's versions, if ``name`` is one (one watch, not two)."""
     return await stored(kv, f"{BUILTIN}.{name}.>")
-
-
-async def find(kv: KeyValue, project: str, name: str, version: str | None) -> Template | None:
-    """``name@version`` as the project sees it; without a version, the highest one."""
-    versions = await visible(kv, project, name)
-    if version is not None:
-        versions = [t for t in versions if t.version == version]
-    return max(versions, key=lambda t: version_order(t.version), default=None)
 
 
 async def register(kv: KeyValue, template: Template) -> tuple[Template, bool]:

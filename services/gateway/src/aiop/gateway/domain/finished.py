@@ -42,3 +42,7 @@ class FinishedWorkflows:
         self._bodies.move_to_end(workflow_id)
         if len(self._bodies) > self.capacity:
             self._bodies.popitem(last=False)
+
+    def forget(self, workflow_id: str) -> None:
+        """The run was removed: answer for it no more."""
+        self._bodies.pop(workflow_id, None)

@@ -1,5 +1,6 @@
 """From request body bytes to a WorkflowSpec that can run, or every reason it cannot."""
 
+import hashlib
 import uuid
 from typing import Any, get_args, get_origin
 
@@ -86,3 +87,10 @@ def workflow_id_for(principal: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return uuid.uuid4().hex
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal}\n{idempotency_key}").hex
+
+
+def body_digest(spec: WorkflowSpec, template: str | None, parameters: dict[str, Any]) -> str:
+    """What a submission asked for, as a digest: an Idempotency-Key used again with
+    another body is refused rather than answered with the first body's workflow."""
+    asked = msgspec.json.encode([spec, template, parameters], order="deterministic")
+    return hashlib.sha256(asked).hexdigest()

@@ -72,7 +72,7 @@ def router(gw: Gateway) -> APIRouter:
     )
     async def show_template(ref: str, caller: Caller, project: str = DEFAULT_PROJECT) -> Response:
         project = await project_for(gw, caller, project, "template:read")
-        template = await _find(gw, project, ref)
+        template = await find_template(gw, project, ref)
         return Response(msgspec.json.encode(template), media_type=JSON)
 
     @api.put(
@@ -106,7 +106,7 @@ def router(gw: Gateway) -> APIRouter:
         "/{ref}/runs", status_code=202,
         responses={
             202: json_reply("Submitted", "Rendered and accepted: it will run; follow status_url"),
-            **problems(400, 401, 403, 404, 413, 415, 422, 429, 431, 503),
+            **problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 431, 503),
         },
         openapi_extra={**json_body("TemplateRun"), **BEARER, "parameters": [IDEMPOTENCY_KEY]},
     )  # fmt: skip
@@ -114,9 +114,9 @@ def router(gw: Gateway) -> APIRouter:
         ref: str, request: Request, caller: Caller, project: str = DEFAULT_PROJECT
     ) -> Response:
         project = await project_for(gw, caller, project, "template:read")
-        template = await _find(gw, project, ref)
+        template = await find_template(gw, project, ref)
         run = await _run_in(gw, request)
-        spec, filled = _rendered(template, run, project)
+        spec, filled = rendered_run(template, run, project)
         return await publish_submission(gw, request, caller, spec, template.ref, filled)
 
     return api
@@ -150,7 +150,7 @@ async def _run_in(gw: Gateway, request: Request) -> TemplateRun:
         raise Problem(400, "the body is not JSON", kind="malformed") from None
 
 
-def _rendered(
+def rendered_run(
     template: Template, run: TemplateRun, project: str
 ) -> tuple[WorkflowSpec, dict[str, Any]]:
     try:
@@ -166,7 +166,7 @@ def _rendered(
     return spec, filled
 
 
-async def _find(gw: Gateway, project: str, ref: str) -> Template:
+async def find_template(gw: Gateway, project: str, ref: str) -> Template:
     if not REF.match(ref):
         raise Problem(400, f"template {ref!r} must be name or name@version", kind="bad-template")
     name, version = split_ref(ref)

@@ -22,7 +22,7 @@ def router(gw: Gateway) -> APIRouter:
         "/v1/tokens",
         responses={
             200: json_reply("TokenReply", "A short-lived access token for the key's principal"),
-            **problems(400, 401, 413, 415, 422, 429, 431, 502, 503),
+            **problems(400, 401, 403, 413, 415, 422, 429, 431, 502, 503),
         },
         openapi_extra=json_body("TokenRequest"),
     )
@@ -42,6 +42,8 @@ def router(gw: Gateway) -> APIRouter:
         except QueryFailed as exc:
             if exc.code == 401:
                 raise unauthorized("unknown API key", error="") from exc
+            if exc.code == 403:
+                raise Problem(403, exc.description, kind="forbidden") from exc
             raise upstream(exc, "auth") from exc
 
     return api

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from aiop.contracts.cancels import CancelRequest
 from aiop.contracts.endpoints import GET_REPORT, GET_WORKFLOW
-from aiop.contracts.events import WorkflowSubmitted, now
+from aiop.contracts.events import Origin, WorkflowSubmitted, now
 from aiop.contracts.queries import (
     CancelReply,
     WorkflowQuery,
@@ -22,6 +22,7 @@ from aiop.contracts.workflow import WorkflowSpec
 from aiop.gateway.access import (
     allow,
     checked_workflow_id,
+    current_view,
     resolve_view,
     visible_view,
     workflow_not_found,
@@ -34,6 +35,7 @@ from aiop.gateway.domain.submission import (
     BadShape,
     CannotRun,
     MalformedBody,
+    body_digest,
     parse_spec,
     workflow_id_for,
 )
@@ -55,7 +57,7 @@ def router(gw: Gateway) -> APIRouter:
         "", status_code=202,
         responses={
             202: json_reply("Submitted", "Accepted: it will run; follow status_url"),
-            **problems(400, 401, 403, 413, 415, 422, 429, 431, 503),
+            **problems(400, 401, 403, 409, 413, 415, 422, 429, 431, 503),
         },
         openapi_extra={**json_body("WorkflowSpec"), **BEARER, "parameters": [IDEMPOTENCY_KEY]},
     )  # fmt: skip
@@ -221,29 +223,58 @@ async def publish_submission(
     spec: WorkflowSpec,
     template: str | None = None,
     parameters: dict[str, Any] | None = None,
+    *,
+    origin: Origin | None = None,
+    task: str | None = None,
+    key_suffix: str = "",
 ) -> Response:
-    """Submit ``spec`` for the caller (honouring Idempotency-Key): the 202 answer."""
+    """Submit ``spec`` for the caller (honouring Idempotency-Key): the 202 answer.
+
+    The same key with the same body names the same workflow, which is submitted once;
+    the same key with another body is a 409. One request that submits several workflows
+    gives each its own ``key_suffix``."""
     await allow(gw, caller.sub, spec.project, "workflow:submit")
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise Problem(400, f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    key = None if key is None else key + key_suffix
     workflow_id = workflow_id_for(caller.sub, key)
-    # A deterministic event id: JetStream drops a retried submit as a duplicate.
-    event = WorkflowSubmitted(
-        event_id=f"submitted-{workflow_id}",
-        workflow_id=workflow_id,
-        spec=spec,
-        principal=caller.sub,
-        template=template,
-        parameters=parameters or {},
-    )
-    try:
-        await gw.svc.bus.publish(event)
-    except Exception as exc:
-        raise Problem(503, f"cannot publish the workflow: {exc!r}", kind="unavailable") from exc
-    gw.recent.add(workflow_id, spec.name, spec.project)
+    digest = None if key is None else body_digest(spec, template, parameters or {})
+    if key is None or not await _submitted_before(gw, workflow_id, digest):
+        if origin is None:
+            origin = Origin(kind="cli" if request.headers.get("aiop-origin") == "cli" else "api")
+        # A deterministic event id: JetStream drops a retried submit as a duplicate.
+        event = WorkflowSubmitted(
+            event_id=f"submitted-{workflow_id}", workflow_id=workflow_id, spec=spec,
+            principal=caller.sub, template=template, parameters=parameters or {},
+            origin=origin, task=task, body_digest=digest,
+        )  # fmt: skip
+        try:
+            await gw.svc.bus.publish(event)
+        except Exception as exc:
+            raise Problem(503, f"cannot publish the workflow: {exc!r}", kind="unavailable") from exc
+        gw.recent.add(workflow_id, spec.name, spec.project, digest=digest)
     url = f"/v1/workflows/{workflow_id}"
     reply: dict[str, Any] = {"workflow_id": workflow_id, "status_url": url}
     if template is not None:
         reply["template"] = template
     return Response(msgspec.json.encode(reply), 202, {"Location": url}, media_type=JSON)
+
+
+async def _submitted_before(gw: Gateway, workflow_id: str, digest: str | None) -> bool:
+    """Whether the keyed submission ``workflow_id`` was made before: with the same body
+    (True), or with another one (409). When task-manager cannot say, the submission goes
+    ahead: the bus drops it if it is a repeat, and the first one stands."""
+    try:
+        earlier = await current_view(gw, workflow_id)
+    except Problem:
+        return False
+    if earlier is None:
+        return False
+    if earlier.body_digest is not None and earlier.body_digest != digest:
+        raise Problem(
+            409, "this Idempotency-Key was used before with another body: use a new key"
+            f" for another workflow (the first one is {workflow_id})",
+            kind="idempotency-conflict",
+        )  # fmt: skip
+    return True

@@ -10,7 +10,11 @@ import re
 from aiop.task_manager.adapters import Conn
 
 ROLE = "aiop_task_manager"
-TABLES = ("workflows", "steps", "inbox", "outbox")
+# Every table of the schema is one of task-manager's but the migrations' own record.
+_TABLES = (
+    "select quote_ident(tablename) from pg_tables"
+    " where schemaname = 'public' and tablename <> 'schema_migrations' order by tablename"
+)
 _SAFE = re.compile(r"^[A-Za-z0-9_\-]{16,128}$")  # a password goes into DDL as a literal
 
 
@@ -26,6 +30,7 @@ async def grant_service_role(conn: Conn, password: str) -> None:
         await conn.execute(f"alter role {ROLE} login password '{password}'")
         await conn.execute(f'grant connect on database "{database}" to {ROLE}')
         await conn.execute(f"grant usage on schema public to {ROLE}")
-        tables = ", ".join(TABLES)
+        tables = ", ".join([r[0] for r in await conn.fetch(_TABLES)])
         await conn.execute(f"grant select, insert, update, delete on {tables} to {ROLE}")
+        await conn.execute(f"grant usage on all sequences in schema public to {ROLE}")
         await conn.execute(f"grant select on schema_migrations to {ROLE}")

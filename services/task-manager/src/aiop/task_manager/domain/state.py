@@ -57,6 +57,7 @@ class Step:
     tries: int = 0  # tries started in this attempt (retries: StepRetrying)
     runner: str | None = None  # which runner ran it ("local", "dagger")
     summary: str | None = None  # what it reported ($AIOP_SUMMARY), as JSON text
+    entry_key: str | None = None  # the step store entry holding its result (reruns take it)
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -169,6 +170,7 @@ def _advance(wf: Workflow, attempt: int, stage: str, **changes: object) -> Outco
 
 
 Ending = WorkflowCompleted | WorkflowFailed | WorkflowCancelled
+StepEnd = StepCompleted | StepFailed | StepCached | StepSkipped
 
 
 def _finish(wf: Workflow, event: Ending, state: str, reason: str | None) -> Outcome:
@@ -180,9 +182,26 @@ def _finish(wf: Workflow, event: Ending, state: str, reason: str | None) -> Outc
     done = replace(
         base, state=state, attempt=event.attempt, reason=reason,
         executor_id=event.executor_id or base.executor_id, finished_at=event.occurred_at,
-        steps=tuple(_close_out(s, event) for s in base.steps),
+        steps=tuple(_close_out(_as_of(s, event), event) for s in base.steps),
     )  # fmt: skip
     return Applied(done)
+
+
+def _as_of(step: Step, event: Ending) -> Step:
+    """``step`` as the attempt that finished the workflow left it, to be closed out.
+
+    When an older attempt (a slow executor, not a lost one) wins, what a newer attempt
+    did to the step does not count; and a completion says every step succeeded, so a
+    step that reads otherwise (an older attempt's failure or skip, the winner's own end
+    of it ignored while a newer attempt was current) does not count either. Such a step
+    starts over in the winning attempt; its real end there, if it still arrives, refines
+    what closing out writes."""
+    taken_back = step.attempt > event.attempt or (
+        isinstance(event, WorkflowCompleted)
+        and step.state in FINAL_STEP_STATES
+        and step.state not in ("succeeded", "cached")
+    )
+    return Step(step.name, step.needs, attempt=event.attempt) if taken_back else step
 
 
 def _close_out(step: Step, event: Ending) -> Step:
@@ -217,6 +236,10 @@ def _fold_step(wf: Workflow, event: StepEvent) -> Outcome:
         return Illegal(f"workflow {wf.id} has no step {event.step!r}")
     if wf.state in TERMINAL_WORKFLOW_STATES and event.attempt != wf.attempt:
         return Ignored(f"workflow {wf.id} finished in attempt {wf.attempt}, not {event.attempt}")
+    if wf.state in TERMINAL_WORKFLOW_STATES and not isinstance(event, StepEnd):
+        # After the end only a step's own end lands; a late start or retry would reopen
+        # a step that nothing will close again.
+        return Ignored(f"workflow {wf.id} already {wf.state}; a late {event.TYPE} changes nothing")
     if event.attempt < wf.attempt:
         return Ignored(f"attempt {event.attempt} is older than the current attempt {wf.attempt}")
     moved = _moved_step(step, event)
@@ -262,7 +285,7 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
                 output_tail=None, tries=event.tries, runner=event.runner or base.runner,
                 started_at=event.started_at or base.started_at,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
-                summary=_summary(event.summary),
+                summary=_summary(event.summary), entry_key=event.entry_key,
             )  # fmt: skip
         case StepFailed():
             return replace(
@@ -277,7 +300,7 @@ def _moved_step(step: Step, event: StepEvent) -> Step:
             return replace(
                 base, state="cached", exit_code=0, error=None, output_tail=None,
                 finished_at=event.occurred_at, duration_s=event.duration_s,
-                summary=_summary(event.summary),
+                summary=_summary(event.summary), entry_key=event.entry_key,
             )  # fmt: skip
         case StepSkipped():
             return replace(base, state="skipped", error=event.reason, finished_at=event.occurred_at)
