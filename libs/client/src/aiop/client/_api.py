@@ -1,0 +1,314 @@
+"""Every endpoint, once: each method builds a ``Call``; the ``endpoint`` descriptor makes
+it a plain method on ``Client`` and a coroutine method on ``AsyncClient``."""
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+import httpx
+
+from aiop.client._core import Base, Call, call, json_body, keyed
+
+if TYPE_CHECKING:
+    from aiop.client._async import AsyncClient
+    from aiop.client._sync import Client
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Json = dict[str, Any]
+
+
+class endpoint(Generic[P, T]):
+    def __init__(self, build: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        self.build = build
+        functools.update_wrapper(self, build)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> "endpoint[P, T]": ...
+    @overload
+    def __get__(self, obj: "Client", owner: type[Any]) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, obj: "AsyncClient", owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, obj: Any, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        build = self.build
+
+        if obj.is_async:
+
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                return await obj.run(build(obj, *args, **kwargs))
+
+            return functools.wraps(build)(run_async)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return obj.run(build(obj, *args, **kwargs))
+
+        return functools.wraps(build)(run)
+
+
+def field(name: str) -> Callable[[httpx.Response], Any]:
+    return lambda response: response.json()[name]
+
+
+def text_field(name: str) -> Callable[[httpx.Response], str]:
+    return lambda response: str(response.json()[name])
+
+
+def created(response: httpx.Response) -> tuple[bool, Json]:
+    """(whether the PUT or POST made something new: 201, the thing as stored)."""
+    return response.status_code == 201, dict(response.json())
+
+
+class Api(Base):
+    """The gateway's HTTP API (``docs/`` and ``GET /openapi.json`` describe each answer)."""
+
+    is_async = False
+
+    # -- tokens and keys --------------------------------------------------------------
+
+    @endpoint
+    def create_token(self, api_key: str, projects: list[str] | None = None) -> Call[Json]:
+        """POST /v1/tokens: {"token", "expires_at", "principal", "projects"}."""
+        return self.token_call(api_key, projects)
+
+    @endpoint
+    def keys(self) -> Call[list[Json]]:
+        return call("GET", "/v1/keys", field("keys"))
+
+    @endpoint
+    def new_key(self) -> Call[Json]:
+        return call("POST", "/v1/keys", json_body)
+
+    @endpoint
+    def revoke_key(self, key_id: str) -> Call[Json]:
+        return call("DELETE", f"/v1/keys/{key_id}", json_body)
+
+    # -- workflows --------------------------------------------------------------------
+
+    @endpoint
+    def submit(self, spec: Json, idempotency_key: str | None = None) -> Call[str]:
+        """POST /v1/workflows: the new workflow's id."""
+        return keyed("POST", "/v1/workflows", text_field("workflow_id"), idempotency_key,
+                     json=spec)  # fmt: skip
+
+    @endpoint
+    def status(self, workflow_id: str) -> Call[Json]:
+        return call("GET", f"/v1/workflows/{workflow_id}", json_body)
+
+    @endpoint
+    def cancel(self, workflow_id: str) -> Call[Json]:
+        # Cancelling twice changes nothing: safe to send again.
+        return call("POST", f"/v1/workflows/{workflow_id}/cancel", json_body, idempotent=True)
+
+    @endpoint
+    def logs(self, workflow_id: str, step: str | None = None) -> Call[Json]:
+        return call("GET", f"/v1/workflows/{workflow_id}/logs", json_body, params={"step": step})
+
+    @endpoint
+    def list_workflows(self, /, **filters: Any) -> Call[Json]:
+        """One page of GET /v1/workflows: ``project``, ``task``, ``state``, ``template``,
+        ``label`` ("k=v", or a list of them), ``since``, ``until``, ``limit``, ``cursor``."""
+        return call("GET", "/v1/workflows", json_body, params=filters)
+
+    @endpoint
+    def rerun(
+        self, workflow_id: str, from_step: str | None = None, parameters: Json | None = None
+    ) -> Call[str]:
+        body: Json = {"parameters": parameters or {}}
+        if from_step:
+            body["from"] = from_step
+        return call("POST", f"/v1/workflows/{workflow_id}/rerun", text_field("workflow_id"),
+                    json=body)  # fmt: skip
+
+    # -- templates --------------------------------------------------------------------
+
+    @endpoint
+    def templates(self, project: str | None = None) -> Call[list[Json]]:
+        return call("GET", "/v1/templates", field("templates"), params={"project": project})
+
+    @endpoint
+    def template(self, ref: str, project: str | None = None) -> Call[Json]:
+        """``name`` or ``name@version``."""
+        return call("GET", f"/v1/templates/{ref}", json_body, params={"project": project})
+
+    @endpoint
+    def register_template(
+        self, name: str, template: Json, project: str | None = None
+    ) -> Call[tuple[bool, Json]]:
+        return call("PUT", f"/v1/templates/{name}", created, params={"project": project},
+                    json=template)  # fmt: skip
+
+    @endpoint
+    def run_template(
+        self,
+        ref: str,
+        parameters: Json | None = None,
+        project: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[str]:
+        return keyed("POST", f"/v1/templates/{ref}/runs", text_field("workflow_id"),
+                     idempotency_key, params={"project": project},
+                     json={"parameters": parameters or {}})  # fmt: skip
+
+    # -- secrets and the step cache -----------------------------------------------------
+
+    @endpoint
+    def secrets(self, project: str | None = None) -> Call[list[Json]]:
+        return call("GET", "/v1/secrets", field("secrets"), params={"project": project})
+
+    @endpoint
+    def set_secret(
+        self, name: str, value: str, project: str | None = None
+    ) -> Call[tuple[bool, Json]]:
+        """(whether it was created, the secret as stored: never its value)."""
+        return call("PUT", f"/v1/secrets/{name}", created, params={"project": project},
+                    json={"value": value})  # fmt: skip
+
+    @endpoint
+    def delete_secret(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("DELETE", f"/v1/secrets/{name}", json_body, params={"project": project})
+
+    @endpoint
+    def cache_entries(self, project: str | None = None) -> Call[Json]:
+        return call("GET", "/v1/cache", json_body, params={"project": project})
+
+    @endpoint
+    def cache_remove(self, key: str) -> Call[Json]:
+        return call("DELETE", f"/v1/cache/{key}", json_body)
+
+    @endpoint
+    def cache_prune(
+        self, project: str | None = None, older_than_s: float | None = None
+    ) -> Call[Json]:
+        return call("DELETE", "/v1/cache", json_body,
+                    params={"project": project, "older_than_s": older_than_s})  # fmt: skip
+
+    # -- projects and tasks -------------------------------------------------------------
+
+    @endpoint
+    def projects(self, archived: bool = False) -> Call[list[Json]]:
+        return call("GET", "/v1/projects", field("projects"), params={"archived": archived})
+
+    @endpoint
+    def create_project(self, name: str, description: str = "") -> Call[Json]:
+        return call("POST", "/v1/projects", json_body,
+                    json={"name": name, "description": description})  # fmt: skip
+
+    @endpoint
+    def archive_project(self, name: str) -> Call[Json]:
+        return call("POST", f"/v1/projects/{name}/archive", json_body, idempotent=True)
+
+    @endpoint
+    def run_project(self, name: str, *, idempotency_key: str | None = None) -> Call[Json]:
+        """Run every task of the project: {"set_id", "runs", ...}."""
+        return keyed("POST", f"/v1/projects/{name}/runs", json_body, idempotency_key)
+
+    @endpoint
+    def project_run(self, name: str, set_id: str) -> Call[Json]:
+        return call("GET", f"/v1/projects/{name}/runs/{set_id}", json_body)
+
+    @endpoint
+    def tasks(self, project: str) -> Call[list[Json]]:
+        return call("GET", f"/v1/projects/{project}/tasks", field("tasks"))
+
+    @endpoint
+    def task(self, project: str, name: str) -> Call[Json]:
+        return call("GET", f"/v1/projects/{project}/tasks/{name}", json_body)
+
+    @endpoint
+    def save_task(self, project: str, name: str, body: Json) -> Call[tuple[bool, Json]]:
+        return call("PUT", f"/v1/projects/{project}/tasks/{name}", created, json=body)
+
+    @endpoint
+    def delete_task(self, project: str, name: str) -> Call[Json]:
+        return call("DELETE", f"/v1/projects/{project}/tasks/{name}", json_body)
+
+    @endpoint
+    def run_task(
+        self,
+        project: str,
+        name: str,
+        parameters: Json | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Call[str]:
+        return keyed("POST", f"/v1/projects/{project}/tasks/{name}/runs",
+                     text_field("workflow_id"), idempotency_key,
+                     json={"parameters": parameters or {}})  # fmt: skip
+
+    # -- triggers and events ------------------------------------------------------------
+
+    @endpoint
+    def save_trigger(self, body: Json, project: str | None = None) -> Call[tuple[bool, Json]]:
+        """POST /v1/triggers: (whether it is new, the trigger as stored)."""
+        return call("POST", "/v1/triggers", created, params={"project": project}, json=body)
+
+    @endpoint
+    def list_triggers(self, project: str | None = None) -> Call[list[Json]]:
+        return call("GET", "/v1/triggers", field("triggers"), params={"project": project})
+
+    @endpoint
+    def get_trigger(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("GET", f"/v1/triggers/{name}", json_body, params={"project": project})
+
+    @endpoint
+    def delete_trigger(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("DELETE", f"/v1/triggers/{name}", json_body, params={"project": project})
+
+    @endpoint
+    def list_events(self, /, **filters: Any) -> Call[Json]:
+        """One page of GET /v1/events: ``project``, ``type``, ``matched``, ``limit``, ``cursor``."""
+        return call("GET", "/v1/events", json_body, params=filters)
+
+    @endpoint
+    def send_event(
+        self, headers: dict[str, str], body: bytes, project: str | None = None
+    ) -> Call[Json]:
+        """POST /v1/events in binary mode: the CloudEvent's attributes as ``ce-*`` headers."""
+        return call("POST", "/v1/events", json_body, params={"project": project},
+                    headers=headers, content=body)  # fmt: skip
+
+    # -- schedules ----------------------------------------------------------------------
+
+    @endpoint
+    def create_schedule(self, body: Json, project: str | None = None) -> Call[Json]:
+        return call("POST", "/v1/schedules", json_body, params={"project": project}, json=body)
+
+    @endpoint
+    def list_schedules(self, project: str | None = None) -> Call[list[Json]]:
+        return call("GET", "/v1/schedules", field("schedules"), params={"project": project})
+
+    @endpoint
+    def get_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("GET", f"/v1/schedules/{name}", json_body, params={"project": project})
+
+    @endpoint
+    def delete_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("DELETE", f"/v1/schedules/{name}", json_body, params={"project": project})
+
+    @endpoint
+    def pause_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("POST", f"/v1/schedules/{name}/pause", json_body,
+                    params={"project": project}, idempotent=True)  # fmt: skip
+
+    @endpoint
+    def resume_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+        return call("POST", f"/v1/schedules/{name}/resume", json_body,
+                    params={"project": project}, idempotent=True)  # fmt: skip
+
+    # -- anything else ------------------------------------------------------------------
+
+    @endpoint
+    def request(self, method: str, path: str, /, **kwargs: Any) -> Call[Any]:
+        """Any other call: ``params``, ``json``, ``content``, ``headers`` as httpx takes them;
+        the JSON answer (None for an empty one)."""
+        return call(method.upper(), path, lambda r: r.json() if r.content else None, **kwargs)
+
+    # -- shared by both clients' logs follow -------------------------------------------
+
+    def follow_call(self, workflow_id: str, step: str | None, last_id: str) -> Call[None]:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        return call("GET", f"/v1/workflows/{workflow_id}/logs", lambda r: None,
+                    params={"follow": "true", "step": step}, headers=headers,
+                    stream=True)  # fmt: skip
