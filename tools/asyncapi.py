@@ -53,7 +53,7 @@ class Document:
             "x-registration": str(t.action),
             "tags": [{"name": t.service}],
         }
-        if t.action in (Action.CONSUME, Action.LISTEN, Action.FOLLOW):
+        if t.action in (Action.CONSUME, Action.LISTEN, Action.FOLLOW, Action.LEASE):
             op["x-filter"] = t.subject
         for key, value in (("x-durable", t.durable), ("x-queue", t.queue)):
             if value:

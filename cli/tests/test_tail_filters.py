@@ -21,7 +21,8 @@ def test_a_wide_pattern_is_cut_to_each_streams_subjects() -> None:
         "AIOP_LOGS": ["aiop.output.>"],
         "AIOP_EXT": ["ext.>"],
         "AIOP_DLQ": ["aiop.dlq.>"],
-    }
+        "AIOP_AGENT_REPORTS": ["aiop.agent.report.>", "aiop.agent.withdrawn.>"],
+    }  # and never AIOP_AGENT_WORK: reading a work queue takes its messages away
 
 
 def test_a_pattern_inside_another_is_dropped() -> None:

@@ -80,10 +80,11 @@ def _pump(stream: "subprocess.IO[str]", into: "queue.Queue[str]") -> None:  # ty
 
 
 @contextlib.contextmanager
-def launched(root: Path) -> Iterator[Platform]:
-    """`aiop up` in ``root`` (with the examples), stopped with Ctrl-C at the end."""
+def launched(root: Path, settings: dict[str, str] | None = None) -> Iterator[Platform]:
+    """`aiop up` in ``root`` (with the examples), stopped with Ctrl-C at the end;
+    ``settings`` are AIOP_* variables every service gets."""
     (root / "examples").symlink_to(REPO / "examples")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOP_")} | (settings or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "aiop.cli", "up", "--port", str(free_port())],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -110,5 +111,7 @@ def launched(root: Path) -> Iterator[Platform]:
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """The platform the e2e tests share, as a user starts it."""
-    with launched(tmp_path_factory.mktemp("platform")) as platform:
+    # A short agent lease: a killed agent's step goes to another agent within seconds.
+    settings = {"AIOP_AGENT_LEASE_TTL_S": "4"}
+    with launched(tmp_path_factory.mktemp("platform"), settings) as platform:
         yield platform

@@ -1,9 +1,11 @@
 """The client against ``httpx.MockTransport``: retries and their bound, idempotency keys
 kept across retries, pagination, problem details as exceptions, the token renewed."""
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -134,9 +136,11 @@ def test_a_post_without_a_key_is_not_resent_after_a_503_but_is_after_a_429() -> 
 
 
 def test_a_read_is_resent_after_a_transport_error() -> None:
-    handler, seen = script(httpx.ReadTimeout("slow"), httpx.Response(200, json={"state": "ok"}))
+    handler, seen = script(
+        httpx.ReadTimeout("slow"), httpx.Response(200, json={"state": "running"})
+    )
     with client(handler) as api:
-        assert api.status("wf-1") == {"state": "ok"}
+        assert api.status("wf-1")["state"] == "running"
     assert len(seen) == 2
 
 
@@ -334,3 +338,156 @@ async def test_async_client_exchanges_its_api_key() -> None:
     async with AsyncClient(URL, api_key="key", transport=httpx.MockTransport(handle)) as api:
         assert await api.projects() == []
     assert seen[-1].headers["Authorization"] == "Bearer t1"
+
+
+def test_retry_after_as_an_http_date_counts_from_the_answers_date() -> None:
+    sent = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+    busy = httpx.Response(503, json={"detail": "busy"}, headers={
+        "Retry-After": format_datetime(sent + timedelta(seconds=7), usegmt=True),
+        "Date": format_datetime(sent, usegmt=True),
+    })  # fmt: skip
+    handler, _ = script(busy, httpx.Response(200, json={"keys": []}))
+    waits: list[float] = []
+    with client(handler, waits) as api:
+        api.keys()
+    assert waits == [7.0]
+
+
+def test_retry_after_as_an_http_date_without_a_date_counts_from_now() -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    past = "Thu, 01 Jan 1970 00:00:00 GMT"
+    handler, _ = script(
+        httpx.Response(429, headers={"Retry-After": later}, json={}),
+        httpx.Response(429, headers={"Retry-After": past}, json={}),
+        httpx.Response(429, headers={"Retry-After": "soon"}, json={}),
+        httpx.Response(200, json={"keys": []}),
+    )
+    waits: list[float] = []
+    with client(handler, waits, retry=RetryPolicy(max_wait=20)) as api:
+        api.keys()
+    assert waits[0] == 20  # about 30 s off, capped
+    assert waits[1] == 0.0  # a date gone by: at once
+    assert 0 < waits[2] <= 2.0  # unreadable: the backoff (0.5 doubled twice, less jitter)
+
+
+def test_health_needs_no_token() -> None:
+    handler, seen = script(httpx.Response(200, json={"status": "ok"}))
+    with client(handler) as api:
+        assert api.health() == {"status": "ok"}
+    assert "Authorization" not in seen[0].headers
+
+
+EVENTS_PATH = "/v1/workflows/wf-1/events"
+
+
+def event(seq: int, kind: str) -> tuple[str, str, dict[str, Any]]:
+    entry = {"seq": seq, "type": kind, "time": "2030-01-01T00:00:00Z",
+             "event": {"workflow_id": "wf-1"}}  # fmt: skip
+    return ("event", str(seq), entry)
+
+
+def status_view(state: str) -> httpx.Response:
+    return httpx.Response(200, json={"workflow_id": "wf-1", "state": state, "steps": []})
+
+
+def test_follow_events_resumes_after_the_last_event() -> None:
+    handler, seen = script(
+        sse(event(3, "aiop.workflow.submitted.v1")),  # the connection drops: resumed
+        sse(event(5, "aiop.workflow.completed.v1"), ("end", "", {"state": "succeeded"})),
+    )
+    with client(handler) as api:
+        got = list(api.follow_events("wf-1", reconnect_delay=0))
+    assert [item.get("type") for item in got] == [
+        "aiop.workflow.submitted.v1", "aiop.workflow.completed.v1", None]  # fmt: skip
+    assert got[-1] == {"end": "succeeded"}
+    assert seen[0].url.path == EVENTS_PATH
+    assert seen[0].headers["Accept"] == "text/event-stream"
+    assert "Last-Event-ID" not in seen[0].headers
+    assert seen[1].headers["Last-Event-ID"] == "3"
+
+
+def routed(
+    events: list[httpx.Response], statuses: list[httpx.Response]
+) -> tuple[Handler, list[httpx.Request]]:
+    """Answers for the events stream and for the status, each in turn (the last again)."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answers = events if request.url.path == EVENTS_PATH else statuses
+        count = sum(1 for r in seen if (r.url.path == EVENTS_PATH) == (answers is events))
+        answer = answers[min(count, len(answers)) - 1]
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    return handle, seen
+
+
+def test_wait_follows_the_events_then_reads_the_final_status() -> None:
+    handler, seen = routed(
+        [sse(event(1, "aiop.workflow.failed.v1"), ("end", "", {"state": "failed"}))],
+        [status_view("running"), status_view("failed")],  # the end is recorded a moment later
+    )
+    waits: list[float] = []
+    with client(handler, waits) as api:
+        view = api.wait("wf-1", timeout=30, poll=1.0)
+    assert view["state"] == "failed"
+    assert [r.url.path for r in seen] == [EVENTS_PATH, "/v1/workflows/wf-1", "/v1/workflows/wf-1"]
+    assert waits == [0.05]
+    # With a timeout, a quiet stream is looked at no later than ``poll``.
+    assert 0 < seen[0].extensions["timeout"]["read"] <= 1.0
+
+
+def test_wait_times_out_on_a_quiet_stream() -> None:
+    handler, _ = routed([], [status_view("running")])
+
+    def quiet(request: httpx.Request) -> httpx.Response:
+        if request.url.path == EVENTS_PATH:
+            raise httpx.ReadTimeout("nothing to read", request=request)
+        return handler(request)
+
+    with client(quiet) as api, pytest.raises(TimeoutError, match="wf-1 did not end within 0"):
+        api.wait("wf-1", timeout=0)
+
+
+def test_wait_asks_for_the_status_of_a_gateway_without_an_events_stream() -> None:
+    handler, seen = routed(
+        [problem(404, "Not Found")],
+        [status_view("queued"), status_view("running"), status_view("running"),
+         status_view("succeeded")],
+    )  # fmt: skip
+    waits: list[float] = []
+    with client(handler, waits) as api:
+        assert api.wait("wf-1", poll=0.08)["state"] == "succeeded"
+    assert len(seen) == 5  # the stream, the status that says the run is there, then three
+    assert waits == [0.05, 0.08]  # doubling, up to ``poll``
+
+
+def test_wait_for_an_unknown_workflow_is_not_found() -> None:
+    handler, _ = script(problem(404, "no workflow wf-1"))
+    with client(handler) as api, pytest.raises(NotFound):
+        api.wait("wf-1")
+
+
+async def test_async_wait_follows_the_events_to_the_end() -> None:
+    handler, seen = routed(
+        [sse(event(1, "aiop.step.started.v1"), event(2, "aiop.workflow.cancelled.v1"),
+             ("end", "", {"state": "cancelled"}))],
+        [status_view("cancelled")],
+    )  # fmt: skip
+    async with AsyncClient(URL, token="tok", transport=httpx.MockTransport(handler)) as api:
+        followed = [item async for item in api.follow_events("wf-1")]
+        view = await api.wait("wf-1", timeout=30)
+    assert view["state"] == "cancelled"
+    assert followed[-1] == {"end": "cancelled"}
+    assert len(followed) == 3
+    assert [r.url.path for r in seen][-1] == "/v1/workflows/wf-1"
+
+
+async def test_async_wait_times_out_while_the_gateway_says_nothing() -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()  # a gateway that never answers
+        raise AssertionError("unreachable")
+
+    async with AsyncClient(URL, token="tok", transport=httpx.MockTransport(never)) as api:
+        with pytest.raises(TimeoutError, match=r"wf-1 did not end within 0\.05 s"):
+            await api.wait("wf-1", timeout=0.05)

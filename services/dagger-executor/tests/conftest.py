@@ -1,17 +1,22 @@
 """Workflows run through the real local runner, their events collected in memory."""
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client
 
 from aiop.contracts import Event, StepOutputAppended, StepSpec, WorkflowRequested, WorkflowSpec
 from aiop.dagger_executor.adapters.artifacts import StepStore
 from aiop.dagger_executor.adapters.local import LocalRunner
 from aiop.dagger_executor.adapters.runner import Runner
 from aiop.dagger_executor.domain.secrets import Lookup
+from aiop.dagger_executor.main import ExecutorSettings, build
 from aiop.dagger_executor.run import RunContext, WorkflowRun
 from aiop.dagger_executor.step_slots import StepSlots
+from aiop.servicekit.rpc import wait_ready
 
 
 class Collected:
@@ -69,3 +74,25 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+@pytest.fixture
+async def executor(nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
+    settings = ExecutorSettings(
+        nats_url=nats_url,
+        work_dir=tmp_path / "work",
+        runner="local",
+        heartbeat_interval_s=0.2,
+        labels=["gpu"],
+        step_isolation="off",  # steps run this test's own interpreter, wherever it lives
+    )
+    app = build(settings)
+    task = asyncio.create_task(app.run())
+    nc = await nats.connect(nats_url)
+    try:
+        await wait_ready(nc, "dagger-executor", timeout=15)
+        yield nc
+    finally:
+        app.exit()
+        await asyncio.wait_for(task, 15)
+        await nc.close()

@@ -2,11 +2,9 @@
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -26,8 +24,6 @@ from aiop.contracts.cancels import CancelRequest
 from aiop.contracts.envelope import decode_event
 from aiop.contracts.events import now
 from aiop.contracts.subjects import HEARTBEAT_ALL, KV_CANCELS, KV_CLAIMS
-from aiop.dagger_executor.main import ExecutorSettings, build
-from aiop.servicekit.rpc import wait_ready
 
 from .conftest import alive
 
@@ -84,28 +80,6 @@ class Watcher:
         event = found()
         assert event is not None
         return event
-
-
-@pytest.fixture
-async def executor(nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = ExecutorSettings(
-        nats_url=nats_url,
-        work_dir=tmp_path / "work",
-        runner="local",
-        heartbeat_interval_s=0.2,
-        labels=["gpu"],
-        step_isolation="off",  # steps run this test's own interpreter, wherever it lives
-    )
-    app = build(settings)
-    task = asyncio.create_task(app.run())
-    nc = await nats.connect(nats_url)
-    try:
-        await wait_ready(nc, "dagger-executor", timeout=15)
-        yield nc
-    finally:
-        app.exit()
-        await asyncio.wait_for(task, 15)
-        await nc.close()
 
 
 async def request(nc: Client, workflow_id: str, *steps: StepSpec, attempt: int = 1) -> None:

@@ -12,6 +12,7 @@ import httpx
 import nats
 import pytest
 from nats.aio.client import Client
+from starlette.types import ASGIApp
 
 from aiop.auth.main import AuthSettings
 from aiop.auth.main import build as build_auth
@@ -27,6 +28,7 @@ class Env:
     token: str
     auth_dir: Path
     secrets_key_file: Path  # the executors' private key: the gateway gets the public one only
+    app: ASGIApp | None = None  # what `client` reaches, for a client of another kind (MCP's)
 
     async def published(self) -> int:
         """How many messages stream AIOP holds."""
@@ -69,8 +71,9 @@ async def running(nats_url: str, tmp_path: Path, **gateway: Any) -> AsyncIterato
         reply = await client.post("/v1/tokens", json={"api_key": dev_key})
         assert reply.status_code == 200, reply.text
         yield Env(
-            client, nc, reply.json()["token"], tmp_path / "auth", tmp_path / "secrets-key.pem"
-        )
+            client, nc, reply.json()["token"], tmp_path / "auth", tmp_path / "secrets-key.pem",
+            app,
+        )  # fmt: skip
     await gateway.stop()
     await nc.close()
     auth.exit()

@@ -43,6 +43,7 @@ TEMPLATE = {"version": "1", "workflow": {"name": "mine", "steps": [{"name": "s",
 SCHEDULE = {"name": "nightly", "cron": "0 3 * * *", "template": "mine"}
 TRIGGER = {"name": "on-push", "event_type": "push", "target": {"template": "mine"}}
 EVENT = {"specversion": "1.0", "id": "e1", "source": "git", "type": "push"}
+AGENT = {"name": "helper", "capabilities": ["ask"]}  # registered in project default
 CACHE_KEY = "c0ffee" * 10 + "c0de"  # an entry of project default, made by the test
 # How an intruder calls each route, and what it must get. A new route without an entry
 # here fails the test until someone decides how it guards its projects.
@@ -56,6 +57,7 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
     ("POST", "/v1/workflows/{workflow_id}/cancel"): (f"/v1/workflows/{WF}/cancel", {}, {404}),
     ("POST", "/v1/workflows/{workflow_id}/rerun"): (f"/v1/workflows/{WF}/rerun", {}, {404}),
     ("GET", "/v1/workflows/{workflow_id}/logs"): (f"/v1/workflows/{WF}/logs", {}, {404}),
+    ("GET", "/v1/workflows/{workflow_id}/events"): (f"/v1/workflows/{WF}/events", {}, {404}),
     # Secrets: another project's are not even named. The owner's PUT creates the secret
     # its DELETE then removes, so the intruder's DELETE was refused, not a miss.
     ("PUT", "/v1/secrets/{name}"): ("/v1/secrets/API_TOKEN?project=default", SECRET, {404}),
@@ -100,6 +102,12 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
     ("DELETE", "/v1/triggers/{name}"): ("/v1/triggers/on-push", {}, {404}),
     ("POST", "/v1/events"): ("/v1/events?project=default", EVENT, {404}),
     ("GET", "/v1/events"): ("/v1/events?project=default", {}, {404}),
+    # Agents: another project's are not even named. The owner's GET reads the agent
+    # registered before; its DELETE removes it.
+    ("POST", "/v1/agents"): ("/v1/agents", AGENT, {404}),
+    ("GET", "/v1/agents"): ("/v1/agents?project=default", {}, {404}),
+    ("GET", "/v1/agents/{agent_id}"): ("/v1/agents/{agent_id}", {}, {404}),
+    ("DELETE", "/v1/agents/{agent_id}"): ("/v1/agents/{agent_id}", {}, {404}),
     # Keys belong to a principal: another's key is not even named.
     ("DELETE", "/v1/keys/{key_id}"): ("/v1/keys/{owner_key}", {}, {404}),
 }
@@ -108,6 +116,14 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
 # A project's name is taken by whoever creates it first; listing shows only one's own.
 OPEN = {("POST", "/v1/tokens"), ("GET", "/healthz"), ("GET", "/v1/keys"), ("POST", "/v1/keys"),
         ("POST", "/v1/projects"), ("GET", "/v1/projects")}  # fmt: skip
+# An agent's own routes take its agent token only: every user's token is refused (403),
+# the owner's too (services/gateway/tests/test_agents.py).
+AGENT_ONLY = {
+    ("POST", f"/v1/agents/{{agent_id}}/{what}") for what in ("work", "token")
+} | {
+    ("POST", f"/v1/agents/{{agent_id}}/leases/{{lease_id}}/{what}")
+    for what in ("heartbeat", "progress", "logs", "result", "failure")
+}  # fmt: skip
 # Where the owner, past the ownership check, is refused for another reason.
 OWNER_REFUSED = {"/v1/workflows/{WF}/rerun": 409}  # the workflow is still running
 
@@ -171,7 +187,7 @@ def routes() -> set[tuple[str, str]]:
 
 
 def test_every_route_is_covered() -> None:
-    assert routes() - OPEN == set(CALLS)
+    assert routes() - OPEN - AGENT_ONLY == set(CALLS)
 
 
 async def test_another_projects_caller_gets_404_or_403_everywhere(env: Env) -> None:
@@ -189,13 +205,15 @@ async def test_another_projects_caller_gets_404_or_403_everywhere(env: Env) -> N
     key = SigningKey.load_or_create(env.auth_dir)
     intruder = key.sign(token_claims("intruder", ["other"], datetime.now(UTC), 600))
     owner_key = (await env.client.post("/v1/keys", headers=env.bearer())).json()["key_id"]
+    agent = await env.client.post("/v1/agents", json=AGENT, headers=env.bearer())
+    agent_id = agent.json()["agent_id"]
     entry = CacheEntry(key=CACHE_KEY, result="r", project="default", step="s",
                        workflow_id=WF, attempt=1, created_at=datetime.now(UTC))  # fmt: skip
     cache = await env.nc.jetstream().key_value(KV_STEP_CACHE)
     await cache.put(cache_entry_key(CACHE_KEY), msgspec.json.encode(entry))
     try:
         for (method, _), (template, body, statuses) in CALLS.items():
-            path = template.format(owner_key=owner_key)
+            path = template.format(owner_key=owner_key, agent_id=agent_id)
             theirs = await env.client.request(
                 method, path, json=body or None, headers=env.bearer(intruder)
             )

@@ -6,12 +6,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiop.cli.stack import NoPlatform, find_state_dir, load_stack
 from aiop.client import ApiError, Client
+from aiop.client.types import EventPage, TokenReply, WorkflowPage
 
-__all__ = ["ApiError", "Gateway", "forget_token", "new_token"]
+__all__ = ["ApiError", "Credentials", "Gateway", "credentials", "forget_token", "new_token"]
 
 
 def _dev_key() -> tuple[str, str]:
@@ -38,7 +39,7 @@ def _cached_token(state_dir: Path, gateway_url: str) -> str:
     return str(token)
 
 
-def new_token(projects: list[str] | None) -> dict[str, Any]:
+def new_token(projects: list[str] | None) -> TokenReply:
     """A token for the platform's API key (limited to ``projects``, if given)."""
     gateway_url, api_key = _dev_key()
     with Client(gateway_url, timeout=10) as anonymous:
@@ -51,6 +52,31 @@ def forget_token() -> None:
     state_dir = find_state_dir()
     if state_dir is not None:
         (state_dir / "token.json").unlink(missing_ok=True)
+
+
+class Credentials(NamedTuple):
+    url: str
+    api_key: str | None
+    token: str | None
+
+
+def credentials() -> Credentials:
+    """The gateway ``Gateway`` finds, and what a client that lives long authenticates
+    with: AIOP_TOKEN as it is, or else the running stack's API key, which the client
+    exchanges again whenever its token is about to expire (a token lasts minutes, an
+    agent's MCP server all day)."""
+    url = os.environ.get("AIOP_URL")
+    token = os.environ.get("AIOP_TOKEN")
+    stack = load_stack()
+    if url is None:
+        if stack is None:
+            raise NoPlatform("no running platform: start one with `aiop up`, or set AIOP_URL")
+        url = stack.gateway_url
+    if token is not None:
+        return Credentials(url, None, token)
+    if stack is None:
+        raise NoPlatform("AIOP_URL is set but AIOP_TOKEN is not")
+    return Credentials(url, Path(stack.dev_key_file).read_text().strip(), None)
 
 
 class Gateway(Client):
@@ -76,11 +102,11 @@ class Gateway(Client):
 
     # The CLI's call shapes, over the SDK's calls.
 
-    def workflows(self, params: dict[str, Any]) -> dict[str, Any]:
+    def workflows(self, params: dict[str, Any]) -> WorkflowPage:
         """One page of GET /v1/workflows."""
         return self.list_workflows(**params)
 
-    def events(self, params: dict[str, Any]) -> dict[str, Any]:
+    def events(self, params: dict[str, Any]) -> EventPage:
         """One page of GET /v1/events."""
         return self.list_events(**params)
 

@@ -12,6 +12,7 @@ import typer
 from aiop.cli.client import ApiError, Gateway
 from aiop.cli.render import status_lines
 from aiop.cli.stack import NoPlatform
+from aiop.client.types import WorkflowStatus
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -56,7 +57,7 @@ def report_end(gw: Gateway, workflow_id: str, wait: bool, timeout: float, as_jso
     raise typer.Exit(0 if view["state"] == "succeeded" else 1)
 
 
-def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> dict[str, Any]:
+def wait_for_end(gw: Gateway, workflow_id: str, timeout: float, show: bool) -> WorkflowStatus:
     """Poll the gateway until the workflow is terminal or ``timeout`` passes. A terminal
     workflow shows no step pending or running: task-manager closes those out."""
     deadline = time.monotonic() + timeout

@@ -77,9 +77,10 @@ def rerun(
         parameters: dict[str, Any] = {}
         if param:
             earlier = gw.status(workflow_id)
-            if not earlier.get("template"):
+            template = earlier["template"]
+            if not template:
                 fail("-p applies to runs of a template; this run has none", 2)
-            schema = gw.template(earlier["template"], earlier["project"]).get("parameters", {})
+            schema = gw.template(template, earlier["project"]).get("parameters", {})
             parameters = parse_parameters(param, schema)
         new_id = gw.rerun(workflow_id, from_step, parameters)
     except ApiError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 import nkeys
 
 from aiop.cli.services import all_services
-from aiop.contracts.subjects import STREAM_EXT, STREAM_SUBJECTS, stream_for
+from aiop.contracts.subjects import STREAM_EXT, STREAM_SUBJECTS, WORK_QUEUES, stream_for
 from aiop.servicekit.permissions import JS_COMMON, Permissions, inbox_prefix, service_permissions
 from aiop.servicekit.traffic import Action
 
@@ -78,9 +78,10 @@ def authorization_in(folder: Path) -> tuple[dict[str, Any], dict[str, Identity]]
 
 
 def operator(durables: list[tuple[str, str]]) -> Permissions:
-    """Reading every stream through consumers of its own, and nothing else."""
+    """Reading every stream but the work queues through consumers of its own, and
+    nothing else."""
     p = Permissions(publish=set(JS_COMMON), subscribe={f"{inbox_prefix(OPERATOR)}.>"})
-    for stream in STREAM_SUBJECTS:
+    for stream in STREAM_SUBJECTS.keys() - WORK_QUEUES:
         p.publish |= {
             f"$JS.API.STREAM.INFO.{stream}",
             f"$JS.API.CONSUMER.CREATE.{stream}",  # unnamed: the server names it

@@ -14,6 +14,7 @@ import typer
 import yaml
 
 from aiop.cli import history
+from aiop.cli.agents import agents
 from aiop.cli.client import ApiError
 from aiop.cli.common import (
     JsonFlag,
@@ -24,6 +25,7 @@ from aiop.cli.common import (
     report_end,
     wait_for_end,
 )
+from aiop.cli.mcp import mcp
 from aiop.cli.projects import projects, tasks, token
 from aiop.cli.render import status_lines
 from aiop.cli.schedules import schedules
@@ -87,10 +89,12 @@ app.command("rerun")(history.rerun)
 app.add_typer(projects, name="projects")
 app.add_typer(tasks, name="tasks")
 app.command("token")(token)
+app.command("mcp")(mcp)
 app.add_typer(templates, name="templates")
 app.add_typer(schedules, name="schedules")
 app.add_typer(triggers, name="triggers")
 app.add_typer(external_events, name="events")
+app.add_typer(agents, name="agents")
 
 
 @app.command()
@@ -193,8 +197,8 @@ def logs(
     gw = gateway()
     try:
         if not follow:
-            for entry in gw.logs(workflow_id, step)["entries"]:
-                typer.echo(json.dumps(entry) if as_json else log_line(entry), nl=as_json)
+            for stored in gw.logs(workflow_id, step)["entries"]:
+                typer.echo(json.dumps(stored) if as_json else log_line(stored), nl=as_json)
             return
         with contextlib.suppress(KeyboardInterrupt), reader_gone():
             for entry in gw.follow_logs(workflow_id, step):

@@ -1,6 +1,7 @@
 """Human-readable lines for events and workflow status."""
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiop.contracts.events import (
     StepCompleted,
     StepFailed,
     StepOutputAppended,
+    StepProgress,
     StepRetrying,
     StepSkipped,
     WorkflowAccepted,
@@ -50,7 +52,14 @@ def summary(event: Event) -> str:  # noqa: C901 - one line per event type
             return f"cancelled after {event.duration_s:.3f}s: {event.reason}"
         case StepCompleted():
             tries = f" after {event.tries} tries" if event.tries > 1 else ""
+            if event.agent_id:
+                return (
+                    f"step {event.step} done by {event.agent_id} in {event.duration_s:.3f}s{tries}"
+                )
             return f"step {event.step} exit {event.exit_code} in {event.duration_s:.3f}s{tries}"
+        case StepProgress():
+            done = "" if event.percent is None else f" {event.percent:g}%"
+            return f"step {event.step}{done} {event.message or ''}".rstrip()
         case StepFailed():
             ended = "timed out" if event.timed_out else "failed"
             tries = f" after {event.tries} tries" if event.tries > 1 else ""
@@ -91,7 +100,7 @@ def event_line(when: datetime, event_type: str, workflow: str, text: str) -> str
     return f"{when.astimezone():%H:%M:%S.%f}"[:-3] + f"  {event_type:<28} {workflow:<32} {text}"
 
 
-def status_lines(view: dict[str, Any]) -> list[str]:
+def status_lines(view: Mapping[str, Any]) -> list[str]:
     lines = [
         f"workflow  {view['workflow_id']}  {view.get('name', '')}  project {view.get('project', '')}",
         f"state     {view['state']}" + (f"  ({view['reason']})" if view.get("reason") else ""),
@@ -128,7 +137,7 @@ def status_lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
-def log_line(entry: dict[str, Any]) -> str:
+def log_line(entry: Mapping[str, Any]) -> str:
     """One output chunk as ``step | text``; a chunk holds whole lines, newline included."""
     tried = f" (try {entry['try_number']})" if entry.get("try_number", 1) > 1 else ""
     prefix = f"{entry['step']}{tried}"

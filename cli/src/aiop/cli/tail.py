@@ -23,7 +23,7 @@ from nats.js.errors import FetchTimeoutError
 from aiop.cli.render import event_line, summary
 from aiop.contracts.envelope import UndecodableEvent, decode_event, event_type_of
 from aiop.contracts.events import EVENT_TYPES
-from aiop.contracts.subjects import STREAM_SUBJECTS, check_token, workflow_id_of
+from aiop.contracts.subjects import STREAM_SUBJECTS, WORK_QUEUES, check_token, workflow_id_of
 from aiop.servicekit.permissions import inbox_prefix
 
 # Where a workflow's id sits in its events' subjects, from each event's routing tokens:
@@ -47,6 +47,8 @@ def streams_for(patterns: list[str], workflow: str | None = None) -> dict[str, l
     each with the filters that select them on the server."""
     chosen: dict[str, list[str]] = {}
     for stream, subjects in STREAM_SUBJECTS.items():
+        if stream in WORK_QUEUES:
+            continue
         filters = _filters(patterns, subjects, workflow)
         if any(_intersect(a, b) for a, b in combinations(filters, 2)):
             # The server refuses overlapping filters: take the whole of the stream subjects

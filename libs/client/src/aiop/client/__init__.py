@@ -1,6 +1,7 @@
 """The AIOP Python client: the gateway's HTTP API, sync (``Client``) and async
-(``AsyncClient``), with retries, idempotent submits, pagination, log follow over SSE and
-problem details as typed exceptions. It needs only httpx."""
+(``AsyncClient``), with retries, idempotent submits, pagination, logs and events followed
+over SSE, runs waited for, answers typed (``aiop.client.types``) and problem details as
+typed exceptions. It needs only httpx."""
 
 from aiop.client._async import AsyncClient
 from aiop.client._core import Call, RetryPolicy

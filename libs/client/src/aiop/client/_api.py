@@ -8,6 +8,35 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 import httpx
 
 from aiop.client._core import Base, Call, call, json_body, keyed
+from aiop.client.types import (
+    AgentRegistered,
+    AgentView,
+    ApiKeyView,
+    CacheEntry,
+    CacheList,
+    CancelReply,
+    EventPage,
+    EventSent,
+    Health,
+    IssuedKey,
+    LogPage,
+    ProjectRun,
+    ProjectView,
+    Pruned,
+    RunsPruned,
+    ScheduleView,
+    SecretView,
+    TaskDetail,
+    TaskView,
+    Template,
+    TemplateInfo,
+    TokenReply,
+    Trigger,
+    WorkflowEventPage,
+    WorkflowPage,
+    WorkflowReport,
+    WorkflowStatus,
+)
 
 if TYPE_CHECKING:
     from aiop.client._async import AsyncClient
@@ -55,33 +84,39 @@ def text_field(name: str) -> Callable[[httpx.Response], str]:
     return lambda response: str(response.json()[name])
 
 
-def created(response: httpx.Response) -> tuple[bool, Json]:
+def created(response: httpx.Response) -> tuple[bool, Any]:
     """(whether the PUT or POST made something new: 201, the thing as stored)."""
     return response.status_code == 201, dict(response.json())
 
 
 class Api(Base):
-    """The gateway's HTTP API (``docs/`` and ``GET /openapi.json`` describe each answer)."""
+    """The gateway's HTTP API (``docs/`` and ``GET /openapi.json`` describe each answer;
+    ``aiop.client.types`` types them)."""
 
     is_async = False
+
+    @endpoint
+    def health(self) -> Call[Health]:
+        """GET /healthz: whether the gateway answers (no token needed)."""
+        return call("GET", "/healthz", json_body, auth=False)
 
     # -- tokens and keys --------------------------------------------------------------
 
     @endpoint
-    def create_token(self, api_key: str, projects: list[str] | None = None) -> Call[Json]:
+    def create_token(self, api_key: str, projects: list[str] | None = None) -> Call[TokenReply]:
         """POST /v1/tokens: {"token", "expires_at", "principal", "projects"}."""
         return self.token_call(api_key, projects)
 
     @endpoint
-    def keys(self) -> Call[list[Json]]:
+    def keys(self) -> Call[list[ApiKeyView]]:
         return call("GET", "/v1/keys", field("keys"))
 
     @endpoint
-    def new_key(self) -> Call[Json]:
+    def new_key(self) -> Call[IssuedKey]:
         return call("POST", "/v1/keys", json_body)
 
     @endpoint
-    def revoke_key(self, key_id: str) -> Call[Json]:
+    def revoke_key(self, key_id: str) -> Call[ApiKeyView]:
         return call("DELETE", f"/v1/keys/{key_id}", json_body)
 
     # -- workflows --------------------------------------------------------------------
@@ -93,23 +128,43 @@ class Api(Base):
                      json=spec)  # fmt: skip
 
     @endpoint
-    def status(self, workflow_id: str) -> Call[Json]:
+    def status(self, workflow_id: str) -> Call[WorkflowStatus]:
         return call("GET", f"/v1/workflows/{workflow_id}", json_body)
 
     @endpoint
-    def cancel(self, workflow_id: str) -> Call[Json]:
+    def report(self, workflow_id: str) -> Call[WorkflowReport]:
+        return call("GET", f"/v1/workflows/{workflow_id}/report", json_body)
+
+    @endpoint
+    def cancel(self, workflow_id: str) -> Call[CancelReply]:
         # Cancelling twice changes nothing: safe to send again.
         return call("POST", f"/v1/workflows/{workflow_id}/cancel", json_body, idempotent=True)
 
     @endpoint
-    def logs(self, workflow_id: str, step: str | None = None) -> Call[Json]:
+    def logs(self, workflow_id: str, step: str | None = None) -> Call[LogPage]:
         return call("GET", f"/v1/workflows/{workflow_id}/logs", json_body, params={"step": step})
 
     @endpoint
-    def list_workflows(self, /, **filters: Any) -> Call[Json]:
+    def workflow_events(
+        self, workflow_id: str, after: int | None = None
+    ) -> Call[WorkflowEventPage]:
+        """The workflow's events stored so far (after the one numbered ``after``)."""
+        return call("GET", f"/v1/workflows/{workflow_id}/events", json_body,
+                    params={"after": after})  # fmt: skip
+
+    @endpoint
+    def list_workflows(self, /, **filters: Any) -> Call[WorkflowPage]:
         """One page of GET /v1/workflows: ``project``, ``task``, ``state``, ``template``,
         ``label`` ("k=v", or a list of them), ``since``, ``until``, ``limit``, ``cursor``."""
         return call("GET", "/v1/workflows", json_body, params=filters)
+
+    @endpoint
+    def prune_workflows(
+        self, older_than_s: float, project: str | None = None, dry_run: bool = False
+    ) -> Call[RunsPruned]:
+        """DELETE /v1/workflows: the runs that ended ``older_than_s`` ago, and their logs."""
+        return call("DELETE", "/v1/workflows", json_body,
+                    params={"older_than_s": older_than_s, "project": project, "dry_run": dry_run})  # fmt: skip
 
     @endpoint
     def rerun(
@@ -124,18 +179,18 @@ class Api(Base):
     # -- templates --------------------------------------------------------------------
 
     @endpoint
-    def templates(self, project: str | None = None) -> Call[list[Json]]:
+    def templates(self, project: str | None = None) -> Call[list[TemplateInfo]]:
         return call("GET", "/v1/templates", field("templates"), params={"project": project})
 
     @endpoint
-    def template(self, ref: str, project: str | None = None) -> Call[Json]:
+    def template(self, ref: str, project: str | None = None) -> Call[Template]:
         """``name`` or ``name@version``."""
         return call("GET", f"/v1/templates/{ref}", json_body, params={"project": project})
 
     @endpoint
     def register_template(
         self, name: str, template: Json, project: str | None = None
-    ) -> Call[tuple[bool, Json]]:
+    ) -> Call[tuple[bool, Template]]:
         return call("PUT", f"/v1/templates/{name}", created, params={"project": project},
                     json=template)  # fmt: skip
 
@@ -154,74 +209,78 @@ class Api(Base):
     # -- secrets and the step cache -----------------------------------------------------
 
     @endpoint
-    def secrets(self, project: str | None = None) -> Call[list[Json]]:
+    def secrets(self, project: str | None = None) -> Call[list[SecretView]]:
         return call("GET", "/v1/secrets", field("secrets"), params={"project": project})
 
     @endpoint
     def set_secret(
         self, name: str, value: str, project: str | None = None
-    ) -> Call[tuple[bool, Json]]:
+    ) -> Call[tuple[bool, SecretView]]:
         """(whether it was created, the secret as stored: never its value)."""
         return call("PUT", f"/v1/secrets/{name}", created, params={"project": project},
                     json={"value": value})  # fmt: skip
 
     @endpoint
-    def delete_secret(self, name: str, project: str | None = None) -> Call[Json]:
+    def delete_secret(self, name: str, project: str | None = None) -> Call[SecretView]:
         return call("DELETE", f"/v1/secrets/{name}", json_body, params={"project": project})
 
     @endpoint
-    def cache_entries(self, project: str | None = None) -> Call[Json]:
+    def cache_entries(self, project: str | None = None) -> Call[CacheList]:
         return call("GET", "/v1/cache", json_body, params={"project": project})
 
     @endpoint
-    def cache_remove(self, key: str) -> Call[Json]:
+    def cache_remove(self, key: str) -> Call[CacheEntry]:
         return call("DELETE", f"/v1/cache/{key}", json_body)
 
     @endpoint
     def cache_prune(
         self, project: str | None = None, older_than_s: float | None = None
-    ) -> Call[Json]:
+    ) -> Call[Pruned]:
         return call("DELETE", "/v1/cache", json_body,
                     params={"project": project, "older_than_s": older_than_s})  # fmt: skip
 
     # -- projects and tasks -------------------------------------------------------------
 
     @endpoint
-    def projects(self, archived: bool = False) -> Call[list[Json]]:
+    def projects(self, archived: bool = False) -> Call[list[ProjectView]]:
         return call("GET", "/v1/projects", field("projects"), params={"archived": archived})
 
     @endpoint
-    def create_project(self, name: str, description: str = "") -> Call[Json]:
+    def project(self, name: str) -> Call[ProjectView]:
+        return call("GET", f"/v1/projects/{name}", json_body)
+
+    @endpoint
+    def create_project(self, name: str, description: str = "") -> Call[ProjectView]:
         return call("POST", "/v1/projects", json_body,
                     json={"name": name, "description": description})  # fmt: skip
 
     @endpoint
-    def archive_project(self, name: str) -> Call[Json]:
+    def archive_project(self, name: str) -> Call[ProjectView]:
         return call("POST", f"/v1/projects/{name}/archive", json_body, idempotent=True)
 
     @endpoint
-    def run_project(self, name: str, *, idempotency_key: str | None = None) -> Call[Json]:
+    def run_project(self, name: str, *, idempotency_key: str | None = None) -> Call[ProjectRun]:
         """Run every task of the project: {"set_id", "runs", ...}."""
         return keyed("POST", f"/v1/projects/{name}/runs", json_body, idempotency_key)
 
     @endpoint
-    def project_run(self, name: str, set_id: str) -> Call[Json]:
+    def project_run(self, name: str, set_id: str) -> Call[ProjectRun]:
         return call("GET", f"/v1/projects/{name}/runs/{set_id}", json_body)
 
     @endpoint
-    def tasks(self, project: str) -> Call[list[Json]]:
+    def tasks(self, project: str) -> Call[list[TaskView]]:
         return call("GET", f"/v1/projects/{project}/tasks", field("tasks"))
 
     @endpoint
-    def task(self, project: str, name: str) -> Call[Json]:
+    def task(self, project: str, name: str) -> Call[TaskDetail]:
         return call("GET", f"/v1/projects/{project}/tasks/{name}", json_body)
 
     @endpoint
-    def save_task(self, project: str, name: str, body: Json) -> Call[tuple[bool, Json]]:
+    def save_task(self, project: str, name: str, body: Json) -> Call[tuple[bool, TaskView]]:
         return call("PUT", f"/v1/projects/{project}/tasks/{name}", created, json=body)
 
     @endpoint
-    def delete_task(self, project: str, name: str) -> Call[Json]:
+    def delete_task(self, project: str, name: str) -> Call[TaskView]:
         return call("DELETE", f"/v1/projects/{project}/tasks/{name}", json_body)
 
     @endpoint
@@ -240,31 +299,31 @@ class Api(Base):
     # -- triggers and events ------------------------------------------------------------
 
     @endpoint
-    def save_trigger(self, body: Json, project: str | None = None) -> Call[tuple[bool, Json]]:
+    def save_trigger(self, body: Json, project: str | None = None) -> Call[tuple[bool, Trigger]]:
         """POST /v1/triggers: (whether it is new, the trigger as stored)."""
         return call("POST", "/v1/triggers", created, params={"project": project}, json=body)
 
     @endpoint
-    def list_triggers(self, project: str | None = None) -> Call[list[Json]]:
+    def list_triggers(self, project: str | None = None) -> Call[list[Trigger]]:
         return call("GET", "/v1/triggers", field("triggers"), params={"project": project})
 
     @endpoint
-    def get_trigger(self, name: str, project: str | None = None) -> Call[Json]:
+    def get_trigger(self, name: str, project: str | None = None) -> Call[Trigger]:
         return call("GET", f"/v1/triggers/{name}", json_body, params={"project": project})
 
     @endpoint
-    def delete_trigger(self, name: str, project: str | None = None) -> Call[Json]:
+    def delete_trigger(self, name: str, project: str | None = None) -> Call[Trigger]:
         return call("DELETE", f"/v1/triggers/{name}", json_body, params={"project": project})
 
     @endpoint
-    def list_events(self, /, **filters: Any) -> Call[Json]:
+    def list_events(self, /, **filters: Any) -> Call[EventPage]:
         """One page of GET /v1/events: ``project``, ``type``, ``matched``, ``limit``, ``cursor``."""
         return call("GET", "/v1/events", json_body, params=filters)
 
     @endpoint
     def send_event(
         self, headers: dict[str, str], body: bytes, project: str | None = None
-    ) -> Call[Json]:
+    ) -> Call[EventSent]:
         """POST /v1/events in binary mode: the CloudEvent's attributes as ``ce-*`` headers."""
         return call("POST", "/v1/events", json_body, params={"project": project},
                     headers=headers, content=body)  # fmt: skip
@@ -272,30 +331,51 @@ class Api(Base):
     # -- schedules ----------------------------------------------------------------------
 
     @endpoint
-    def create_schedule(self, body: Json, project: str | None = None) -> Call[Json]:
+    def create_schedule(self, body: Json, project: str | None = None) -> Call[ScheduleView]:
         return call("POST", "/v1/schedules", json_body, params={"project": project}, json=body)
 
     @endpoint
-    def list_schedules(self, project: str | None = None) -> Call[list[Json]]:
+    def list_schedules(self, project: str | None = None) -> Call[list[ScheduleView]]:
         return call("GET", "/v1/schedules", field("schedules"), params={"project": project})
 
     @endpoint
-    def get_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+    def get_schedule(self, name: str, project: str | None = None) -> Call[ScheduleView]:
         return call("GET", f"/v1/schedules/{name}", json_body, params={"project": project})
 
     @endpoint
-    def delete_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+    def delete_schedule(self, name: str, project: str | None = None) -> Call[ScheduleView]:
         return call("DELETE", f"/v1/schedules/{name}", json_body, params={"project": project})
 
     @endpoint
-    def pause_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+    def pause_schedule(self, name: str, project: str | None = None) -> Call[ScheduleView]:
         return call("POST", f"/v1/schedules/{name}/pause", json_body,
                     params={"project": project}, idempotent=True)  # fmt: skip
 
     @endpoint
-    def resume_schedule(self, name: str, project: str | None = None) -> Call[Json]:
+    def resume_schedule(self, name: str, project: str | None = None) -> Call[ScheduleView]:
         return call("POST", f"/v1/schedules/{name}/resume", json_body,
                     params={"project": project}, idempotent=True)  # fmt: skip
+
+    # -- agents -------------------------------------------------------------------------
+
+    @endpoint
+    def agents(self, project: str | None = None) -> Call[list[AgentView]]:
+        """The agents of ``project``, or of every project of the caller's, by name."""
+        return call("GET", "/v1/agents", field("agents"), params={"project": project})
+
+    @endpoint
+    def agent(self, agent_id: str) -> Call[AgentView]:
+        return call("GET", f"/v1/agents/{agent_id}", json_body)
+
+    @endpoint
+    def register_agent(self, body: Json) -> Call[AgentRegistered]:
+        """POST /v1/agents: ``name``, ``project``, ``capabilities``, ``concurrency``; the
+        answer holds the agent's token (``aiop.client.agent`` runs an agent with it)."""
+        return call("POST", "/v1/agents", json_body, json=body)
+
+    @endpoint
+    def remove_agent(self, agent_id: str) -> Call[None]:
+        return call("DELETE", f"/v1/agents/{agent_id}", lambda r: None)
 
     # -- anything else ------------------------------------------------------------------
 
@@ -305,10 +385,12 @@ class Api(Base):
         the JSON answer (None for an empty one)."""
         return call(method.upper(), path, lambda r: r.json() if r.content else None, **kwargs)
 
-    # -- shared by both clients' logs follow -------------------------------------------
+    # -- shared by both clients' follows over SSE ---------------------------------------
 
-    def follow_call(self, workflow_id: str, step: str | None, last_id: str) -> Call[None]:
-        headers = {"Last-Event-ID": last_id} if last_id else {}
-        return call("GET", f"/v1/workflows/{workflow_id}/logs", lambda r: None,
-                    params={"follow": "true", "step": step}, headers=headers,
-                    stream=True)  # fmt: skip
+    def follow_call(self, path: str, last_id: str, **params: Any) -> Call[None]:
+        """GET ``path`` as an event stream, resumed after the event ``last_id`` if given."""
+        headers = {"Accept": "text/event-stream"}
+        if last_id:
+            headers["Last-Event-ID"] = last_id
+        return call("GET", path, lambda r: None, params={"follow": "true", **params},
+                    headers=headers, stream=True)  # fmt: skip

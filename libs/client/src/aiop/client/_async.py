@@ -2,14 +2,24 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
 
 import httpx
 from httpx_sse import EventSource
 
 from aiop.client._api import Api
-from aiop.client._core import Call, RetryPolicy, raise_for
+from aiop.client._core import Call, RetryPolicy, not_ended, raise_for
+from aiop.client.errors import NotFound
+from aiop.client.types import (
+    TERMINAL_STATES,
+    Ended,
+    EventRecord,
+    LogEntry,
+    WorkflowEventEntry,
+    WorkflowListItem,
+    WorkflowStatus,
+)
 
 T = TypeVar("T")
 
@@ -87,20 +97,20 @@ class AsyncClient(Api):
 
     # -- what pages and streams --------------------------------------------------------
 
-    async def iter_workflows(self, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+    async def iter_workflows(self, **filters: Any) -> AsyncIterator[WorkflowListItem]:
         """Every run the filters select, newest first, page after page."""
         async for item in self._pages(self.list_workflows, "workflows", filters):
             yield item
 
-    async def iter_events(self, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+    async def iter_events(self, **filters: Any) -> AsyncIterator[EventRecord]:
         """Every recorded event the filters select, newest first, page after page."""
         async for item in self._pages(self.list_events, "events", filters):
             yield item
 
     @staticmethod
     async def _pages(
-        fetch: Callable[..., Awaitable[dict[str, Any]]], key: str, filters: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
+        fetch: Callable[..., Awaitable[Mapping[str, Any]]], key: str, filters: dict[str, Any]
+    ) -> AsyncIterator[Any]:
         cursor = filters.pop("cursor", None)
         while True:
             page = await fetch(**filters, cursor=cursor)
@@ -112,25 +122,72 @@ class AsyncClient(Api):
 
     async def follow_logs(
         self, workflow_id: str, step: str | None = None, reconnect_delay: float = 0.5
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[LogEntry | Ended]:
         """Each log entry as it is stored (over SSE), then ``{"end": state}`` once the
         workflow ended. A dropped connection is resumed after the last entry received."""
+        path = f"/v1/workflows/{workflow_id}/logs"
+        async for item in self._follow(lambda last: self.follow_call(path, last, step=step),
+                                       reconnect_delay):  # fmt: skip
+            yield item
+
+    async def follow_events(
+        self, workflow_id: str, reconnect_delay: float = 0.5
+    ) -> AsyncIterator[WorkflowEventEntry | Ended]:
+        """Each of the workflow's events from its submission on, live (over SSE), then
+        ``{"end": state}`` after the one that ended it. A dropped connection is resumed
+        after the last event received."""
+        path = f"/v1/workflows/{workflow_id}/events"
+        async for item in self._follow(lambda last: self.follow_call(path, last),
+                                       reconnect_delay):  # fmt: skip
+            yield item
+
+    async def wait(
+        self, workflow_id: str, timeout: float | None = None, poll: float = 2.0
+    ) -> WorkflowStatus:
+        """The workflow's status once it has ended (``types.TERMINAL_STATES``), its events
+        followed to the end; TimeoutError if that takes more than ``timeout`` seconds.
+        Against a gateway without the events stream the status is asked for, at most
+        ``poll`` seconds apart."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait(workflow_id, poll)
+        except TimeoutError as exc:
+            raise not_ended(workflow_id, timeout) from exc
+
+    async def _wait(self, workflow_id: str, poll: float) -> WorkflowStatus:
+        try:
+            async for item in self.follow_events(workflow_id, reconnect_delay=poll):
+                if "end" in item:
+                    break
+        except NotFound:
+            await self.status(workflow_id)  # an unknown workflow: NotFound; else an older gateway
+        delay = 0.05  # task-manager records the end a moment after the event that said it
+        while (view := await self.status(workflow_id))["state"] not in TERMINAL_STATES:
+            await self.sleep(delay)
+            delay = min(delay * 2, poll)
+        return view
+
+    async def _follow(
+        self, make: Callable[[str], Call[None]], reconnect_delay: float
+    ) -> AsyncIterator[Any]:
+        """The items of an event stream, resumed after the last id when the connection
+        drops, until its ``end``."""
         last = ""
         while True:
-            c = self.follow_call(workflow_id, step, last)
             try:
-                response = await self.send(c)
+                response = await self.send(make(last))
                 try:
                     if response.status_code >= 400:
                         await response.aread()
                         raise_for(response)
                     async for event in EventSource(response).aiter_sse():
+                        data = json.loads(event.data)
                         if event.event == "end":
-                            yield {"end": json.loads(event.data)["state"]}
+                            yield {"end": data["state"]}
                             return
                         last = event.id or last
-                        yield dict(json.loads(event.data))
+                        yield data
                 finally:
                     await response.aclose()
             except httpx.TransportError:
-                await self.sleep(reconnect_delay)
+                await self.sleep(reconnect_delay)  # the gateway restarted or the network blinked

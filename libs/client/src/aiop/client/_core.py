@@ -2,17 +2,19 @@
 read, when it is retried and how long to wait, and the token an API key is exchanged for.
 Neither does any I/O here; ``_sync`` and ``_async`` only send."""
 
+import email.utils
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
 
 from aiop.client.errors import ApiError, error_for
+from aiop.client.types import TokenReply
 
 T = TypeVar("T")
 
@@ -39,7 +41,8 @@ class Call(Generic[T]):
     # reads, PUT, DELETE, and any POST that carries an Idempotency-Key.
     idempotent: bool = False
     auth: bool = True  # POST /v1/tokens needs no bearer token
-    stream: bool = False  # no timeout: a long-lived answer (logs followed over SSE)
+    stream: bool = False  # a long-lived answer (logs or events followed over SSE)
+    read_timeout: float | None = None  # a stream's: how long it may stay quiet (None: ever)
 
 
 def call(
@@ -82,8 +85,8 @@ def keyed(method: str, path: str, parse: Callable[[httpx.Response], T], key: str
 class RetryPolicy:
     """429 answers, and 503 answers and transport errors on calls that may be repeated
     (reads, PUT, DELETE, calls with an Idempotency-Key), are retried at most
-    ``attempts - 1`` times; a ``Retry-After`` of seconds is honoured (at most
-    ``max_wait``), otherwise the wait is ``backoff`` doubled each time, with jitter."""
+    ``attempts - 1`` times; a ``Retry-After`` (seconds or an HTTP date) is honoured (at
+    most ``max_wait``), otherwise the wait is ``backoff`` doubled each time, with jitter."""
 
     attempts: int = 4
     backoff: float = 0.5
@@ -101,11 +104,33 @@ class RetryPolicy:
 
 
 def retry_after(response: httpx.Response) -> float | None:
+    """The seconds ``Retry-After`` asks for: delta-seconds, or an HTTP date (the gateway
+    sends seconds; a proxy in front of it may send a date)."""
     value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
     try:
-        return max(0.0, float(value)) if value else None
+        return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: not sent by the gateway; use the backoff
+        pass
+    at = http_date(value)
+    if at is None:
+        return None  # unreadable: the backoff decides
+    # Counted from the answer's own Date where it has one: the server's clock set both.
+    sent = http_date(response.headers.get("date", ""))
+    return max(0.0, at - (sent if sent is not None else time.time()))
+
+
+def http_date(value: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def not_ended(workflow_id: str, timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"workflow {workflow_id} did not end within {timeout} s")
 
 
 def epoch(iso: str) -> float:
@@ -137,7 +162,7 @@ class Base:
 
     # -- the token --------------------------------------------------------------------
 
-    def token_call(self, api_key: str, projects: list[str] | None = None) -> Call[dict[str, Any]]:
+    def token_call(self, api_key: str, projects: list[str] | None = None) -> Call[TokenReply]:
         body: dict[str, Any] = {"api_key": api_key}
         if projects:
             body["projects"] = projects
@@ -151,7 +176,7 @@ class Base:
             return True
         return self.token_expires - TOKEN_MARGIN_S < time.time()
 
-    def keep_token(self, reply: dict[str, Any]) -> None:
+    def keep_token(self, reply: TokenReply) -> None:
         self.token = str(reply["token"])
         self.token_expires = epoch(str(reply["expires_at"]))
 
@@ -168,7 +193,10 @@ class Base:
         headers = {**self.headers, **c.headers}
         if c.auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        timeout: Any = None if c.stream else httpx.USE_CLIENT_DEFAULT
+        timeout: Any = (
+            httpx.Timeout(self.timeout, read=c.read_timeout) if c.stream
+            else httpx.USE_CLIENT_DEFAULT
+        )  # fmt: skip
         return http.build_request(c.method, c.path, params=c.params, json=c.json,
                                   content=c.content, headers=headers, timeout=timeout)  # fmt: skip
 

@@ -1,15 +1,26 @@
 """The synchronous client: sends what ``Api`` builds over an ``httpx.Client``."""
 
+import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
 import httpx
 from httpx_sse import EventSource
 
 from aiop.client._api import Api
-from aiop.client._core import Call, RetryPolicy, raise_for
+from aiop.client._core import Call, RetryPolicy, not_ended, raise_for
+from aiop.client.errors import NotFound
+from aiop.client.types import (
+    TERMINAL_STATES,
+    Ended,
+    EventRecord,
+    LogEntry,
+    WorkflowEventEntry,
+    WorkflowListItem,
+    WorkflowStatus,
+)
 
 T = TypeVar("T")
 
@@ -80,18 +91,18 @@ class Client(Api):
 
     # -- what pages and streams --------------------------------------------------------
 
-    def iter_workflows(self, **filters: Any) -> Iterator[dict[str, Any]]:
+    def iter_workflows(self, **filters: Any) -> Iterator[WorkflowListItem]:
         """Every run the filters select, newest first, page after page."""
         yield from self._pages(self.list_workflows, "workflows", filters)
 
-    def iter_events(self, **filters: Any) -> Iterator[dict[str, Any]]:
+    def iter_events(self, **filters: Any) -> Iterator[EventRecord]:
         """Every recorded event the filters select, newest first, page after page."""
         yield from self._pages(self.list_events, "events", filters)
 
     @staticmethod
     def _pages(
-        fetch: Callable[..., dict[str, Any]], key: str, filters: dict[str, Any]
-    ) -> Iterator[dict[str, Any]]:
+        fetch: Callable[..., Mapping[str, Any]], key: str, filters: dict[str, Any]
+    ) -> Iterator[Any]:
         cursor = filters.pop("cursor", None)
         while True:
             page = fetch(**filters, cursor=cursor)
@@ -102,12 +113,64 @@ class Client(Api):
 
     def follow_logs(
         self, workflow_id: str, step: str | None = None, reconnect_delay: float = 0.5
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[LogEntry | Ended]:
         """Each log entry as it is stored (over SSE), then ``{"end": state}`` once the
         workflow ended. A dropped connection is resumed after the last entry received."""
+        path = f"/v1/workflows/{workflow_id}/logs"
+        yield from self._follow(lambda last: self.follow_call(path, last, step=step),
+                                reconnect_delay)  # fmt: skip
+
+    def follow_events(
+        self, workflow_id: str, reconnect_delay: float = 0.5
+    ) -> Iterator[WorkflowEventEntry | Ended]:
+        """Each of the workflow's events from its submission on, live (over SSE), then
+        ``{"end": state}`` after the one that ended it. A dropped connection is resumed
+        after the last event received."""
+        path = f"/v1/workflows/{workflow_id}/events"
+        yield from self._follow(lambda last: self.follow_call(path, last), reconnect_delay)
+
+    def wait(
+        self, workflow_id: str, timeout: float | None = None, poll: float = 2.0
+    ) -> WorkflowStatus:
+        """The workflow's status once it has ended (``types.TERMINAL_STATES``), its events
+        followed to the end; TimeoutError if that takes more than ``timeout`` seconds.
+        A stream quiet for ``poll`` seconds is reopened to look at the clock (so the
+        timeout is overrun by at most that); against a gateway without the events stream
+        the status is asked for, at most ``poll`` seconds apart."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        path = f"/v1/workflows/{workflow_id}/events"
+        follow = self._follow(lambda last: self.follow_call(path, last), reconnect_delay=poll,
+                              deadline=deadline, quiet=poll)  # fmt: skip
+        try:
+            for item in follow:
+                if "end" in item or (deadline is not None and time.monotonic() > deadline):
+                    break
+        except NotFound:
+            self.status(workflow_id)  # an unknown workflow: NotFound; else an older gateway
+        delay = 0.05  # task-manager records the end a moment after the event that said it
+        while (view := self.status(workflow_id))["state"] not in TERMINAL_STATES:
+            if deadline is not None and time.monotonic() > deadline:
+                raise not_ended(workflow_id, timeout)
+            self.sleep(delay)
+            delay = min(delay * 2, poll)
+        return view
+
+    def _follow(
+        self,
+        make: Callable[[str], Call[None]],
+        reconnect_delay: float,
+        deadline: float | None = None,
+        quiet: float = 2.0,
+    ) -> Iterator[Any]:
+        """The items of an event stream, resumed after the last id when the connection
+        drops, until its ``end``. With a ``deadline``, a read waits at most ``quiet``
+        seconds (then the stream is reopened), and none is made once it has passed."""
         last = ""
         while True:
-            c = self.follow_call(workflow_id, step, last)
+            c = make(last)
+            if deadline is not None:
+                left = max(0.001, deadline - time.monotonic())
+                c = dataclasses.replace(c, read_timeout=min(quiet, left))
             try:
                 response = self.send(c)
                 try:
@@ -115,12 +178,18 @@ class Client(Api):
                         response.read()
                         raise_for(response)
                     for event in EventSource(response).iter_sse():
+                        data = json.loads(event.data)
                         if event.event == "end":
-                            yield {"end": json.loads(event.data)["state"]}
+                            yield {"end": data["state"]}
                             return
                         last = event.id or last
-                        yield dict(json.loads(event.data))
+                        yield data
                 finally:
                     response.close()
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
+                if deadline is not None:
+                    if time.monotonic() > deadline:
+                        return
+                    if isinstance(exc, httpx.ReadTimeout):
+                        continue  # only quiet: the clock was looked at, read on
                 self.sleep(reconnect_delay)  # the gateway restarted or the network blinked

@@ -57,6 +57,11 @@ STEP_TOKEN = Endpoint(
     "aiop.auth.token.step.v1", queries.StepTokenRequest, queries.TokenReply,
     "A short-lived token for a step that calls the API (403 outside the submitter's projects).",
 )  # fmt: skip
+AGENT_TOKEN = Endpoint(
+    "aiop.auth.token.agent.v1", queries.AgentTokenRequest, queries.TokenReply,
+    "A short-lived token for an agent: its project, id and capabilities"
+    " (403 outside the principal's projects).",
+)  # fmt: skip
 PRUNE_WORKFLOWS = Endpoint(
     "aiop.query.workflow.prune.v1", queries.PruneRequest, queries.Pruned,
     "Remove ended runs that finished before a time.",
@@ -78,6 +83,7 @@ REVOKE_KEY = Endpoint(
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     GET_WORKFLOW, LIST_WORKFLOWS, GET_RUN_SOURCE, GET_REPORT, JWKS, ISSUE_TOKEN, AUTHORIZE, LIST_KEYS, ISSUE_KEY, REVOKE_KEY, GRANT_PROJECT, STEP_TOKEN, PRUNE_WORKFLOWS,
 )  # fmt: skip
+ENDPOINTS += (AGENT_TOKEN,)
 
 # Schedules: kept and fired by task-manager, managed through the gateway.
 CREATE_SCHEDULE = Endpoint(

@@ -63,11 +63,11 @@ class WorkflowEvent(Event, frozen=True, kw_only=True, omit_defaults=True):
         return f"{self.TYPE}.{check_token(self.workflow_id, 'workflow id')}"
 
 
-ORIGIN_KINDS = ("api", "cli", "trigger", "schedule", "rerun")
+ORIGIN_KINDS = ("api", "cli", "mcp", "trigger", "schedule", "rerun")
 
 
 class Origin(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What started a run: a client over the API or the CLI, a trigger on an external
+    """What started a run: a client over the API, the CLI or MCP, a trigger on an external
     event, a schedule's tick, or a rerun of an earlier run."""
 
     kind: str  # one of ORIGIN_KINDS
@@ -189,7 +189,8 @@ class StepCompleted(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     started_at: datetime | None = None
     duration_s: float = 0.0  # from the first try's start, retries and their waits included
     tries: int = 1  # how many tries it took
-    runner: str | None = None  # which runner ran it: "local" or "dagger"
+    runner: str | None = None  # which runner ran it: "local", "dagger" or "agent"
+    agent_id: str | None = None  # runner "agent": the agent whose result it is
     cache_key: str | None = None  # what its result is stored under (None: not cacheable)
     outputs_digest: str | None = None  # sha256 of its outputs archive, if it has outputs
     outputs_size: int = 0
@@ -238,6 +239,18 @@ class StepCached(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
     duration_s: float = 0.0  # looking it up and restoring its outputs
     summary: dict[str, Any] = {}  # the summary of the run it was taken from
     entry_key: str | None = None  # the step store entry it was taken from
+
+
+class StepProgress(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
+    """How far the agent holding a step says it got: a percent, a message, and any
+    partial result so far. Informational: it changes no state."""
+
+    TYPE: ClassVar[str] = "aiop.step.progress.v1"
+    try_number: int = 1
+    agent_id: str | None = None
+    percent: float | None = None  # 0 to 100
+    message: str | None = None
+    partial: Any = None  # a partial result, as JSON
 
 
 class StepSkipped(StepEvent, frozen=True, kw_only=True, omit_defaults=True):
@@ -345,6 +358,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepRetrying,
         StepCached,
         StepSkipped,
+        StepProgress,
         StepOutputAppended,
         ExecutorHeartbeat,
         DeadLetterRecorded,

@@ -179,6 +179,18 @@ class StepTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
     ttl_s: float
 
 
+class AgentTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A token for an agent (``aiop.auth.token.agent.v1``): ``principal``'s, who
+    registered it, limited to ``project``, naming ``agent_id`` and the capabilities it may
+    take work for (contracts.agents), for ``ttl_s`` (at most AGENT_TOKEN_TTL_S)."""
+
+    principal: str
+    project: str
+    agent_id: str
+    capabilities: list[str]
+    ttl_s: float
+
+
 class PruneRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Remove the ended runs of ``projects`` that finished before ``before``
     (``aiop.query.workflow.prune.v1``)."""

@@ -14,6 +14,8 @@ STREAM_EVENTS = "AIOP"
 STREAM_LOGS = "AIOP_LOGS"
 STREAM_EXT = "AIOP_EXT"
 STREAM_DLQ = "AIOP_DLQ"
+STREAM_AGENT_WORK = "AIOP_AGENT_WORK"  # steps offered to agents (contracts.agents)
+STREAM_AGENT_REPORTS = "AIOP_AGENT_REPORTS"  # what agents said of them
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     # An executor's circuit changes are rare and worth keeping; its heartbeats are not
@@ -22,7 +24,14 @@ STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_LOGS: ["aiop.output.>"],
     STREAM_EXT: ["ext.>"],
     STREAM_DLQ: ["aiop.dlq.>"],
+    STREAM_AGENT_WORK: ["aiop.agent.work.>"],
+    STREAM_AGENT_REPORTS: ["aiop.agent.report.>", "aiop.agent.withdrawn.>"],
 }
+
+
+# Work queues: a message read from one is gone for the service it was meant for, so
+# operators (``aiop tail``) never read them; their offers are seen in their reports.
+WORK_QUEUES = frozenset({STREAM_AGENT_WORK})
 
 
 def stream_for(subject: str) -> str | None:

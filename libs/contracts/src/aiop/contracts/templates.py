@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from aiop.contracts.workflow import InvalidWorkflow, WorkflowSpec, validate_spec
+from aiop.contracts.workflow import InvalidWorkflow, WorkflowSpec, as_written, validate_spec
 
 BUILTIN = "_"  # the key prefix of built-in templates, which no project can be named
 MAX_FILE_BYTES = 200 * 1024  # all the files a template carries, together
@@ -152,7 +152,8 @@ def render(
         raise InvalidWorkflow(["the workflow is not a mapping"])
     try:
         # Lax: "3" is read as 3 where a number is wanted (a placeholder gave text).
-        spec = msgspec.convert({**document, "project": project}, WorkflowSpec, strict=False)
+        written = as_written({**document, "project": project})
+        spec = msgspec.convert(written, WorkflowSpec, strict=False)
     except msgspec.ValidationError as exc:
         raise InvalidWorkflow([str(exc)]) from exc
     problems = validate_spec(spec)

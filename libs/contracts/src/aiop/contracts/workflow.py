@@ -3,6 +3,7 @@
 import math
 from graphlib import CycleError, TopologicalSorter
 from pathlib import PurePosixPath
+from typing import Any
 
 import msgspec
 
@@ -46,14 +47,16 @@ class RegistryAuth(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One step: an argv run in an image (recorded by the local runner, pulled by Dagger).
+    """One step: an argv run in an image (recorded by the local runner, pulled by Dagger),
+    or, with ``agent``, work for an agent offering that capability (``with_`` is its JSON
+    input; ``run`` stays empty; contracts.agents).
 
     Paths in ``inputs``, ``outputs`` and relative ``caches`` paths are relative to the
     step's work directory (``/work`` in a Dagger container).
     """
 
     name: str
-    run: list[str]
+    run: list[str]  # [] for an agent step: v1 consumers require it (see ``as_written``)
     image: str | None = None
     env: dict[str, str] = {}
     needs: list[str] = []
@@ -70,6 +73,14 @@ class StepSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # The step calls AIOP's API: it gets AIOP_URL and AIOP_TOKEN, a short-lived token of
     # whoever submitted the workflow, limited to the workflow's project.
     api: bool = False
+    agent: str | None = None  # the capability an agent must offer to take this step
+    with_: dict[str, Any] = msgspec.field(default_factory=dict, name="with")
+
+
+# What a container step has that an agent step cannot: the agent gets its JSON input only.
+_CONTAINER_ONLY = (
+    "image", "env", "secrets", "network", "caches", "registry_auth", "api", "files", "inputs",
+)  # fmt: skip
 
 
 class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -84,6 +95,21 @@ class WorkflowSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     # step -> its step store entry (set by the rerun, checked against the project), or
     # "" for a step the rerun runs afresh, without a cache lookup.
     reuse: dict[str, str] = {}
+
+
+def as_written(raw: Any) -> Any:
+    """A workflow (decoded JSON or YAML) as a user writes it, in the shape WorkflowSpec
+    decodes: an agent step leaves out ``run``, which the v1 events require, so it gets
+    ``run: []`` here, at every door a workflow comes in by."""
+    steps = raw.get("steps") if isinstance(raw, dict) else None
+    if not isinstance(steps, list):
+        return raw
+    filled = [
+        {**step, "run": []} if isinstance(step, dict) and "agent" in step and "run" not in step
+        else step
+        for step in steps
+    ]  # fmt: skip
+    return {**raw, "steps": filled}
 
 
 def validate_spec(spec: WorkflowSpec) -> list[str]:
@@ -117,8 +143,12 @@ def validate_spec(spec: WorkflowSpec) -> list[str]:
 def _step_problems(step: StepSpec, names: list[str]) -> list[str]:
     problems: list[str] = []
     _check(problems, step.name, "step name")
-    if not step.run or not step.run[0]:
+    if step.agent is not None:
+        problems += _agent_problems(step)
+    elif not step.run or not step.run[0]:
         problems.append(f"step {step.name!r} has an empty run argv")
+    elif step.with_:
+        problems.append(f"step {step.name!r} has a 'with' input but no 'agent' to take it")
     if step.timeout is not None and not 0 < step.timeout < math.inf:
         problems.append(f"step {step.name!r} has a timeout that is not positive")
     if step.retries is not None:
@@ -129,6 +159,21 @@ def _step_problems(step: StepSpec, names: list[str]) -> list[str]:
             problems.append(f"step {step.name!r} needs unknown step {need!r}")
         elif need == step.name:
             problems.append(f"step {step.name!r} needs itself")
+    return problems
+
+
+def _agent_problems(step: StepSpec) -> list[str]:
+    where = f"step {step.name!r}"
+    problems: list[str] = []
+    if step.agent is not None:
+        _check(problems, step.agent, f"{where} agent capability")
+    if step.run:
+        problems.append(f"{where} names an agent and a run argv; it takes one of the two")
+    problems += [
+        f"{where} is taken by an agent and cannot have {field!r}"
+        for field in _CONTAINER_ONLY
+        if getattr(step, field)
+    ]
     return problems
 
 

@@ -89,8 +89,22 @@ def _grant(p: Permissions, t: Traffic) -> None:
             p.publish |= _objects(t.subject)
         case Action.FOLLOW:
             p.publish |= _follows(stream_for(t.subject) or "")
+        case Action.LEASE:
+            p.publish |= _leases(stream_for(t.subject) or "")
         case Action.PURGE:
             p.publish.add(f"$JS.API.STREAM.PURGE.{t.subject}")
+
+
+def _leases(stream: str) -> set[str]:
+    """Durable pull consumers of any name on ``stream``, created as needed (one per
+    project and capability of the agents' work), fetched from and acked."""
+    return {
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+    }
 
 
 def _reads(stream: str) -> set[str]:

@@ -254,6 +254,15 @@ class Service:
         for event in events:
             self._record(Action.FOLLOW, event.filter(), event)
 
+    def follows_subject(self, subject: str, kind: type[msgspec.Struct]) -> None:
+        """Like ``follows``, for messages that are no AIOP event (an agent's reports)."""
+        self._record(Action.FOLLOW, subject, kind)
+
+    def leases(self, subject: str, kind: type[msgspec.Struct]) -> None:
+        """Messages under ``subject`` that it hands out through durable pull consumers it
+        creates as it goes, one per narrower filter (agents' work)."""
+        self._record(Action.LEASE, subject, kind)
+
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` at start, after the streams exist and before any listener or
         consumer: open stores here."""

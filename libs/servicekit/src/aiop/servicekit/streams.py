@@ -7,6 +7,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from aiop.contracts.subjects import (
+    STREAM_AGENT_REPORTS,
+    STREAM_AGENT_WORK,
     STREAM_DLQ,
     STREAM_EVENTS,
     STREAM_EXT,
@@ -34,6 +36,13 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
                      max_age=7 * DAY, max_bytes=1024**3, **common),
         StreamConfig(name=STREAM_DLQ, subjects=STREAM_SUBJECTS[STREAM_DLQ],
                      max_age=90 * DAY, max_bytes=1024**3, **common),
+        # Each offered step is taken by one agent and gone once acked; an offer nobody
+        # takes in a day has long been timed out or cancelled by its executor.
+        StreamConfig(name=STREAM_AGENT_WORK, subjects=STREAM_SUBJECTS[STREAM_AGENT_WORK],
+                     max_age=DAY, max_bytes=1024**3,
+                     **{**common, "retention": RetentionPolicy.WORK_QUEUE}),
+        StreamConfig(name=STREAM_AGENT_REPORTS, subjects=STREAM_SUBJECTS[STREAM_AGENT_REPORTS],
+                     max_age=DAY, max_bytes=1024**3, **common),
     ]  # fmt: skip
 
 

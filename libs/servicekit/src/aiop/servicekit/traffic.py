@@ -25,6 +25,7 @@ class Action(StrEnum):
     OBJECTS = "objects"  # a JetStream object store it reads and writes
     FOLLOW = "follow"  # a stream it reads through short-lived ordered consumers of its own
     PURGE = "purge"  # a stream whose messages it removes (a removed run's logs)
+    LEASE = "lease"  # a stream it hands out through durable consumers it names as it goes
 
 
 @dataclass(frozen=True)

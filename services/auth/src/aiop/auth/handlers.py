@@ -9,7 +9,9 @@ from aiop.auth.adapters.keys import SigningKey
 from aiop.auth.adapters.principals import PrincipalStore
 from aiop.auth.domain.principals import ApiKey, authorize
 from aiop.auth.domain.tokens import expires_at, token_claims
+from aiop.contracts.agents import AGENT_TOKEN_TTL_S, MAX_CAPABILITIES
 from aiop.contracts.queries import (
+    AgentTokenRequest,
     ApiKeyList,
     ApiKeyView,
     AuthorizeReply,
@@ -23,6 +25,7 @@ from aiop.contracts.queries import (
     TokenReply,
     TokenRequest,
 )
+from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.servicekit.rpc import QueryFailed
 
 MAX_STEP_TOKEN_S = 6 * 3600.0
@@ -75,6 +78,29 @@ class AuthHandlers:
             raise QueryFailed(403, f"{ask.principal} has no access to project {ask.project!r}")
         ttl = min(max(ask.ttl_s, 1.0), MAX_STEP_TOKEN_S)
         claims = token_claims(principal.name, [ask.project], datetime.now(UTC), ttl)
+        return TokenReply(token=self.key.sign(claims), expires_at=expires_at(claims),
+                          principal=principal.name, projects=[ask.project])  # fmt: skip
+
+    async def agent_token(self, ask: AgentTokenRequest) -> TokenReply:
+        """A token for an agent the principal registered: its project only, naming the
+        agent and its capabilities, for at most AGENT_TOKEN_TTL_S. The gateway asks, at
+        registration and for each renewal, so a principal who lost the project can no
+        longer keep its agents' tokens alive."""
+        principal = self.principals.get(ask.principal)
+        if principal is None or ask.project not in principal.projects:
+            raise QueryFailed(403, f"{ask.principal} has no access to project {ask.project!r}")
+        if not 0 < len(ask.capabilities) <= MAX_CAPABILITIES:
+            raise QueryFailed(422, f"an agent offers 1 to {MAX_CAPABILITIES} capabilities")
+        try:
+            for name, what in [(ask.agent_id, "agent id")] + [
+                (c, "capability") for c in ask.capabilities
+            ]:
+                check_token(name, what)
+        except InvalidToken as exc:
+            raise QueryFailed(422, str(exc)) from exc
+        ttl = min(max(ask.ttl_s, 1.0), AGENT_TOKEN_TTL_S)
+        claims = token_claims(principal.name, [ask.project], datetime.now(UTC), ttl,
+                              agent=ask.agent_id, capabilities=list(ask.capabilities))  # fmt: skip
         return TokenReply(token=self.key.sign(claims), expires_at=expires_at(claims),
                           principal=principal.name, projects=[ask.project])  # fmt: skip
 

@@ -7,6 +7,7 @@ from pydantic import AliasChoices, Field
 
 from aiop.auth.handlers import AuthHandlers
 from aiop.contracts.endpoints import (
+    AGENT_TOKEN,
     AUTHORIZE,
     GRANT_PROJECT,
     ISSUE_KEY,
@@ -39,6 +40,7 @@ def build(settings: AuthSettings) -> Service:
     svc.answer(REVOKE_KEY, h.revoke_key)
     svc.answer(GRANT_PROJECT, h.grant_project)
     svc.answer(STEP_TOKEN, h.step_token)
+    svc.answer(AGENT_TOKEN, h.agent_token)
     return svc
 
 

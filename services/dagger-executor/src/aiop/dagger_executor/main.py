@@ -14,6 +14,7 @@ from aiop.contracts import (
     StepCompleted,
     StepFailed,
     StepOutputAppended,
+    StepProgress,
     StepRetrying,
     StepSkipped,
     StepStarted,
@@ -24,9 +25,11 @@ from aiop.contracts import (
     WorkflowStarted,
     check_token,
 )
+from aiop.contracts.agents import REPORT, WITHDRAWN, WORK, AgentReport, AgentWork
 from aiop.contracts.cache import KV_STEP_CACHE, OBJ_OUTPUTS
 from aiop.contracts.endpoints import STEP_TOKEN
 from aiop.contracts.subjects import KV_CANCELS, KV_CLAIMS, KV_SECRETS
+from aiop.dagger_executor.adapters.agent_desk import AgentDesk
 from aiop.dagger_executor.adapters.api_access import ApiAccess
 from aiop.dagger_executor.adapters.artifacts import CacheLimits, StepStore
 from aiop.dagger_executor.adapters.breaker import CircuitBreaker
@@ -98,16 +101,23 @@ def build(settings: ExecutorSettings) -> Service:
         if settings.gateway_url
         else None
     )
+    agents = AgentDesk(lambda: svc.js, svc.send)
     ctx = RunContext(me, runner, publisher, settings.work_dir, lookup=secret_store.lookup,
-                     store=steps, slots=StepSlots(settings.step_capacity), api=api)  # fmt: skip
+                     store=steps, slots=StepSlots(settings.step_capacity), api=api,
+                     agents=agents)  # fmt: skip
     svc.asks(STEP_TOKEN)  # tokens for steps that call the API
     executor = Executor(identity, svc.bus, ctx, lambda: svc.js, settings.stream_replicas)
 
     svc.publishes(
         WorkflowStarted, StepStarted, StepOutputAppended, StepCompleted, StepFailed,
         StepRetrying, StepCached, StepSkipped, WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
-        ExecutorHeartbeat, ExecutorCircuitChanged,
+        ExecutorHeartbeat, ExecutorCircuitChanged, StepProgress,
     )  # fmt: skip
+    # Agent steps: offered on the agents' work stream, withdrawn when given up, and
+    # their reports read back (adapters/agent_desk.py).
+    svc.publishes_to(f"{WORK}.>", AgentWork)
+    svc.publishes_to(f"{WITHDRAWN}.>", AgentReport)
+    svc.follows_subject(f"{REPORT}.>", AgentReport)
     svc.uses_bucket(KV_CLAIMS)  # claiming an attempt is creating its key
     svc.uses_bucket(KV_CANCELS)  # watched: cancel requests for the runs it holds
     svc.uses_bucket(KV_SECRETS)  # read at each step's start: the secrets it names

@@ -45,8 +45,9 @@ class RunResults:
         self._outputs: dict[str, str | None] = {}  # step -> its outputs archive
 
     def key(self, step: StepSpec) -> str:
-        """The step's cache key; "" when it opted out."""
-        if not step.cache:
+        """The step's cache key; "" when it opted out, or an agent takes it (its work
+        need not repeat: a later attempt or a rerun still takes its stored result)."""
+        if not step.cache or step.agent is not None:
             return ""
         needs = {name: self._results[name] for name in step.needs}
         return step_key(self._request.spec.project, step, needs)

@@ -34,10 +34,12 @@ from aiop.contracts import (
     validate_spec,
 )
 from aiop.contracts.events import now
+from aiop.dagger_executor.adapters.agent_desk import AgentDesk
 from aiop.dagger_executor.adapters.api_access import API_TOKEN, ApiAccess, NoApiAccess
 from aiop.dagger_executor.adapters.artifacts import MissingOutput, StepStore
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.runner import Runner, StepResult
+from aiop.dagger_executor.agent_step import agent_work, offer_try
 from aiop.dagger_executor.domain.plan import RunPlan
 from aiop.dagger_executor.domain.retry import ONE_TRY, retry_delay
 from aiop.dagger_executor.domain.scrub import Scrubber
@@ -72,6 +74,7 @@ class RunContext:
     slots: StepSlots = field(default_factory=lambda: StepSlots(64))  # steps at once
     janitor: WorkJanitor = field(default_factory=WorkJanitor)  # finished runs' directories
     api: ApiAccess | None = None  # tokens for steps that call the API; None: none given
+    agents: AgentDesk | None = None  # where agent steps are offered; None: they fail
 
 
 class WorkflowRun:
@@ -81,6 +84,7 @@ class WorkflowRun:
         self.wf, self.attempt = request.workflow_id, request.attempt
         self.errors: dict[str, str] = {}  # step -> why it failed, for WorkflowFailed.reason
         self.results = RunResults(request, ctx.store)
+        self.outputs: dict[str, dict[str, Any]] = {}  # step -> its JSON output (summary)
         self._t0 = time.monotonic()
 
     async def run(self) -> None:
@@ -194,6 +198,7 @@ class WorkflowRun:
             if problem:
                 result = StepResult(0, problem, runner=result.runner)
         if result.succeeded:
+            self.outputs[step.name] = summary
             await self._publish(
                 StepCompleted(
                     workflow_id=self.wf,
@@ -206,6 +211,7 @@ class WorkflowRun:
                     outputs_digest=kept.outputs_digest,
                     outputs_size=kept.outputs_size,
                     runner=result.runner,
+                    agent_id=result.agent_id,
                     summary=summary,
                     entry_key=kept.entry_key,
                 )
@@ -253,6 +259,7 @@ class WorkflowRun:
         if reused is None:
             return False
         entry = reused.entry
+        self.outputs[step.name] = entry.summary
         await self._publish(
             StepCached(
                 workflow_id=self.wf,
@@ -309,7 +316,7 @@ class WorkflowRun:
         policy = step.retries or ONE_TRY
         failed_try = 0
         while True:
-            result = await self._execute(step, secrets, output, failed_try + 1)
+            result = await self._execute(step, secrets, output, failed_try + 1, publish)
             failed_try += 1
             if result.succeeded or failed_try >= policy.attempts:
                 return result, failed_try
@@ -330,13 +337,23 @@ class WorkflowRun:
             await asyncio.sleep(delay)
 
     async def _execute(
-        self, step: StepSpec, secrets: dict[str, str], output: StepOutput, try_number: int
+        self,
+        step: StepSpec,
+        secrets: dict[str, str],
+        output: StepOutput,
+        try_number: int,
+        publish: Callable[[Event], Awaitable[None]],
     ) -> StepResult:
         req = self.request
         workdir = self._workdir(step)
         if try_number > 1:
             # Every try starts from an empty work directory, as a fresh container would.
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+        if step.agent is not None:
+            if self.ctx.agents is None:
+                return StepResult(None, "this executor cannot offer steps to agents")
+            work = agent_work(req, step, try_number, self.outputs)
+            return await offer_try(self.ctx.agents, work, workdir, output, publish)
         if step.inputs and (missing := await self.results.put_inputs(step, workdir)):
             return StepResult(None, missing)
         if step.files:  # after the inputs: a file may add to (or replace one in) them

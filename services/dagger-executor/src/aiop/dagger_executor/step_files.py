@@ -53,3 +53,14 @@ def read_summary(workdir: Path) -> bytes | None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SummaryIgnored("it is not a regular file")
         return summary.read(MAX_SUMMARY_BYTES + 1)
+
+
+AGENT_OUTPUT_FILE = "output.json"  # an agent step's output, for steps that take its outputs
+
+
+def write_agent_output(workdir: Path, raw: bytes) -> None:
+    """An agent step's JSON output, as its summary and as ``output.json``."""
+    _make_folders(workdir.absolute())
+    for name in (SUMMARY_FILE, AGENT_OUTPUT_FILE):
+        (workdir / name).write_bytes(raw)
+        (workdir / name).chmod(0o644)

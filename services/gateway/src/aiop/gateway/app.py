@@ -6,6 +6,8 @@ from starlette.responses import Response
 from aiop.gateway import openapi, problems
 from aiop.gateway.context import Gateway
 from aiop.gateway.handlers import (
+    agent_work,
+    agents,
     cache,
     history,
     keys,
@@ -17,6 +19,7 @@ from aiop.gateway.handlers import (
     secrets,
     templates,
     tokens,
+    workflow_events,
     workflows,
 )
 from aiop.gateway.handlers import events as external_events
@@ -34,6 +37,7 @@ def create_app(gw: Gateway) -> FastAPI:
     app.include_router(projects.router(gw))
     app.include_router(projects.task_router(gw))
     app.include_router(logs.router(gw))
+    app.include_router(workflow_events.router(gw))
     app.include_router(cache.router(gw))
     app.include_router(keys.router(gw))
     app.include_router(secrets.router(gw))
@@ -41,6 +45,8 @@ def create_app(gw: Gateway) -> FastAPI:
     app.include_router(schedules.router(gw))
     app.include_router(trigger_routes.router(gw))
     app.include_router(external_events.router(gw))
+    app.include_router(agents.router(gw))
+    app.include_router(agent_work.router(gw))
 
     @app.get("/healthz", responses=openapi.problems(431))
     async def healthz() -> Response:

@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from fastapi import Request
@@ -19,6 +20,9 @@ from aiop.gateway.guards import client_address, too_many
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit import Service
 from aiop.servicekit.rpc import QueryFailed
+
+if TYPE_CHECKING:
+    from aiop.gateway.agent_desk import AgentDesk
 
 JSON = "application/json"
 
@@ -38,6 +42,7 @@ class Gateway:
     templates: KeyValue | None = None  # KV aiop_templates, opened when the bus side starts
     # The executors' public key: the gateway seals secrets to it and can never open them.
     sealing_key: X25519PublicKey | None = None
+    agents: "AgentDesk | None" = None  # agents' work and leases, opened when the bus side starts
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))
@@ -50,8 +55,10 @@ def upstream(exc: QueryFailed, what: str) -> Problem:
     return Problem(502, f"{what} failed: {exc.description}", kind="upstream")
 
 
-def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
-    """A dependency giving the caller's verified claims, or raising a 401 problem."""
+def authenticated(gateway: Gateway, agents: bool = False) -> Callable[[Request], Awaitable[Claims]]:
+    """A dependency giving the caller's verified claims, or raising a 401 problem. An
+    agent's token is refused (403) unless ``agents``: it is good for the agent routes
+    only, which check it names the agent (``agent_access``)."""
 
     async def claims(request: Request) -> Claims:
         header = request.headers.get("authorization")
@@ -76,6 +83,9 @@ def authenticated(gateway: Gateway) -> Callable[[Request], Awaitable[Claims]]:
             raise Problem(503, f"cannot check tokens: {exc}", kind="unavailable") from exc
         if (exceeded := gateway.limits.hit("principal", claims.sub)) is not None:
             raise Problem(429, too_many(exceeded), kind="rate-limited", headers=exceeded.headers())
+        if claims.agent is not None and not agents:
+            raise Problem(403, "an agent's token is good for its agent routes only",
+                          kind="forbidden")  # fmt: skip
         return claims
 
     return claims

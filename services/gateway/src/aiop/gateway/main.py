@@ -40,10 +40,13 @@ from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.step_cache import StepCache
 from aiop.gateway.adapters.templates import install_builtins
+from aiop.gateway.adapters.workflow_events import FOLLOWED
+from aiop.gateway.agent_desk import serve_agents
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.gateway.guards import Guards
+from aiop.gateway.handlers import mcp
 from aiop.gateway.handlers.schedules import ENDPOINTS as SCHEDULES
 from aiop.servicekit import Service, ServiceSettings, open_bucket
 
@@ -68,6 +71,10 @@ class GatewaySettings(ServiceSettings):
     secrets_public_key_file: Path | None = None
     # The built-in templates (<dir>/<name>/template.yaml), installed at start.
     templates_dir: Path | None = BUILTIN_TEMPLATES
+    # Agents (docs/agents.md): a lease not heartbeated for this long is lost and its work
+    # offered again; a poll for work waits this long by default.
+    agent_lease_ttl_s: float = 30.0
+    agent_poll_wait_s: float = 20.0
 
 
 def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
@@ -85,6 +92,7 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.uses_bucket(KV_SECRETS)  # sealed secrets: written, listed, deleted; never opened
     svc.uses_bucket(KV_TEMPLATES)  # templates: registered, listed, rendered
     svc.follows(StepOutputAppended)  # GET /v1/workflows/{id}/logs, one workflow per read
+    svc.follows(*FOLLOWED)  # GET /v1/workflows/{id}/events, one workflow per read
     svc.uses_bucket(KV_STEP_CACHE)  # aiop cache ls|rm|prune
     svc.uses_object_store(OBJ_OUTPUTS)  # prune removes outputs no entry names
     limits = RateLimits(
@@ -118,6 +126,8 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.on_start(open_templates)
     svc.on_start(open_step_cache)
     svc.on_start(open_secrets)
+    serve_agents(svc, gw, settings.agent_lease_ttl_s, settings.agent_poll_wait_s,
+                 settings.stream_replicas)  # fmt: skip
     return svc, http_app(gw)
 
 
@@ -127,7 +137,9 @@ def http_app(gw: Gateway) -> ASGIApp:
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz", exclude_spans=["receive", "send"]
     )
-    return Guards(FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway")), gw.limits)
+    served = Guards(FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway")), gw.limits)
+    mcp.mount(app, served, gw)  # its tools call `served` in-process: guards, limits and all
+    return served
 
 
 def build(settings: GatewaySettings) -> Service:

@@ -40,6 +40,8 @@ from aiop.contracts.triggers import CloudEvent, EventPage, EventSent, Trigger, T
 from aiop.contracts.workflow import MAX_STEPS, WorkflowSpec
 from aiop.gateway.adapters.logs import LogPage
 from aiop.gateway.adapters.step_cache import CacheList, Pruned
+from aiop.gateway.adapters.workflow_events import WorkflowEventPage
+from aiop.gateway.domain.agents import schemas as agent_schemas
 from aiop.gateway.problems import MEDIA_TYPE
 
 REF = "#/components/schemas/{name}"
@@ -47,6 +49,7 @@ TOKEN = r"^[A-Za-z0-9_\-]{1,128}$"  # names and ids that become subject tokens
 # What the routes check.
 PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$", "name": TOKEN, "project": TOKEN,
             "set_id": TOKEN,
+            "agent_id": r"^ag-[0-9a-f]{16}$", "lease_id": r"^[0-9]+-[0-9]+$",
             "key": r"^[0-9a-f]{64}$",
             "ref": r"^[a-z0-9][a-z0-9-]{0,62}(@[0-9A-Za-z][0-9A-Za-z.-]{0,31})?$"}  # fmt: skip
 PROBLEM: dict[str, Any] = {
@@ -175,6 +178,7 @@ def schemas() -> dict[str, Any]:
             IssuedKey,
             CancelReply,
             LogPage,
+            WorkflowEventPage,
             SecretValue,
             SecretView,
             SecretList,
@@ -207,7 +211,8 @@ def schemas() -> dict[str, Any]:
     )
     found = copy.deepcopy(found)
     _constrain(found)
-    return {**found, "Problem": PROBLEM, "Submitted": SUBMITTED, "WorkflowStatus": STATUS}
+    return {**found, **agent_schemas(), "Problem": PROBLEM, "Submitted": SUBMITTED,
+            "WorkflowStatus": STATUS}  # fmt: skip
 
 
 def _constrain(found: dict[str, Any]) -> None:
@@ -219,7 +224,15 @@ def _constrain(found: dict[str, Any]) -> None:
     workflow["steps"] |= {"minItems": 1, "maxItems": MAX_STEPS}
     step = found["StepSpec"]["properties"]
     step["name"]["pattern"] = TOKEN
-    step["run"] |= {"minItems": 1, "description": "the argv; its first item names the program"}
+    step["run"] |= {
+        "description": "the argv, its first item naming the program; left out (or [])"
+        " by a step that names an agent"
+    }
+    # The events carry ``run`` always; a workflow written by hand leaves it out of an
+    # agent step (contracts.workflow.as_written).
+    found["StepSpec"]["required"] = [
+        name for name in found["StepSpec"]["required"] if name != "run"
+    ]
     step["timeout"]["anyOf"][0] |= {"exclusiveMinimum": 0}
     found["SecretValue"]["properties"]["value"] |= {
         "minLength": 1,

@@ -12,10 +12,17 @@ __all__ = ["ALGORITHM", "AUDIENCE", "ISSUER", "expires_at", "token_claims"]
 
 
 def token_claims(
-    principal: str, projects: list[str], now: datetime, ttl_s: float
+    principal: str,
+    projects: list[str],
+    now: datetime,
+    ttl_s: float,
+    *,
+    agent: str | None = None,
+    capabilities: list[str] | None = None,
 ) -> dict[str, Any]:
-    claims: dict[str, Any] = msgspec.to_builtins(access_claims(principal, projects, now, ttl_s))
-    return claims
+    """The claims to sign; an agent's (``agent``, ``capabilities``) only when given."""
+    claims = access_claims(principal, projects, now, ttl_s, agent=agent, capabilities=capabilities)
+    return {k: v for k, v in msgspec.to_builtins(claims).items() if v is not None}
 
 
 def expires_at(claims: dict[str, Any]) -> datetime:

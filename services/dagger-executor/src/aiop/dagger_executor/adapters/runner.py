@@ -31,7 +31,8 @@ class StepResult:
     exit_code: int | None
     error: str | None = None
     timed_out: bool = False
-    runner: str | None = None  # which runner ran it ("dagger" or "local"); None: none did
+    runner: str | None = None  # which ran it ("dagger", "local" or "agent"); None: none did
+    agent_id: str | None = None  # runner "agent": the agent that ended it
 
     @property
     def succeeded(self) -> bool:

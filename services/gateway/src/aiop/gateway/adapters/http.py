@@ -10,6 +10,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 log = logging.getLogger("aiop.gateway")
+STOP_GRACE_S = 5  # seconds (uvicorn takes whole ones)
 
 
 class _Server(uvicorn.Server):
@@ -32,7 +33,10 @@ class _Server(uvicorn.Server):
 
 class HttpServer:
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host, port, log_config=None, access_log=False, lifespan="off")
+        # Requests that wait by design (an agent's long poll, a followed log, an MCP tool
+        # waiting for a run) would hold a stop up for minutes: they get this long.
+        config = uvicorn.Config(app, host, port, log_config=None, access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=STOP_GRACE_S)  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port

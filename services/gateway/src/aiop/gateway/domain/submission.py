@@ -6,7 +6,7 @@ from typing import Any, get_args, get_origin
 
 import msgspec
 
-from aiop.contracts.workflow import WorkflowSpec, validate_spec
+from aiop.contracts.workflow import WorkflowSpec, as_written, validate_spec
 
 # Fixed forever: changing it would give a retried submit a new workflow id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d2c1e-7a52-4b0e-9a51-3c0f1f4a9e10")
@@ -35,7 +35,7 @@ class CannotRun(ValueError):
 
 def parse_spec(body: bytes) -> WorkflowSpec:
     """Raises MalformedBody, BadShape (every field error) or CannotRun (every spec problem)."""
-    raw = decode_json(body)
+    raw = as_written(decode_json(body))
     try:
         spec = msgspec.convert(raw, WorkflowSpec)
     except msgspec.ValidationError as exc:

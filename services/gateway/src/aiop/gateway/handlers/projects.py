@@ -39,7 +39,7 @@ from aiop.contracts.queries import (
 )
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
 from aiop.contracts.templates import TemplateRun
-from aiop.contracts.workflow import WorkflowSpec, validate_spec
+from aiop.contracts.workflow import WorkflowSpec, as_written, validate_spec
 from aiop.gateway.access import checked, project_for
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated, read_body, upstream
@@ -271,7 +271,10 @@ async def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struc
 async def _body(gw: Gateway, request: Request, shape: type[T]) -> T:
     body = await read_body(request, gw.max_body_bytes)
     try:
-        return msgspec.json.decode(body or b"{}", type=shape)
+        raw = msgspec.json.decode(body or b"{}")
+        if isinstance(raw, dict) and "workflow" in raw:  # a task's own workflow
+            raw["workflow"] = as_written(raw["workflow"])
+        return msgspec.convert(raw, shape)
     except msgspec.ValidationError as exc:
         raise Problem(422, str(exc), kind="validation") from None
     except msgspec.DecodeError:

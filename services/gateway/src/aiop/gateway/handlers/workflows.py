@@ -242,7 +242,8 @@ async def publish_submission(
     digest = None if key is None else body_digest(spec, template, parameters or {})
     if key is None or not await _submitted_before(gw, workflow_id, digest):
         if origin is None:
-            origin = Origin(kind="cli" if request.headers.get("aiop-origin") == "cli" else "api")
+            said = request.headers.get("aiop-origin")  # the CLI and the MCP server say so
+            origin = Origin(kind=said if said in ("cli", "mcp") else "api")
         # A deterministic event id: JetStream drops a retried submit as a duplicate.
         event = WorkflowSubmitted(
             event_id=f"submitted-{workflow_id}", workflow_id=workflow_id, spec=spec,
