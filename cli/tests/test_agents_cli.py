@@ -10,15 +10,14 @@ from typer.testing import CliRunner
 
 from aiop.cli import common, main
 
-NOW = datetime.now(UTC)
-
 
 def agent(name: str, heard_s_ago: float, stale: bool = False) -> dict[str, Any]:
+    now = datetime.now(UTC)  # when asked: the tests may run minutes after the import
     return {
         "agent_id": f"ag-{name:0>16}"[:19], "name": name, "project": "default",
         "principal": "dev", "capabilities": ["summarize", "translate"], "concurrency": 4,
-        "load": 1, "last_heartbeat": (NOW - timedelta(seconds=heard_s_ago)).isoformat(),
-        "registered_at": NOW.isoformat(), "stale": stale,
+        "load": 1, "last_heartbeat": (now - timedelta(seconds=heard_s_ago)).isoformat(),
+        "registered_at": now.isoformat(), "stale": stale,
     }  # fmt: skip
 
 
