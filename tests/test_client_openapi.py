@@ -27,10 +27,12 @@ SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
 # (its step cache's Pruned is the answer, task-manager's of the same name is not).
 STRUCT_MODULES = [
     "aiop.gateway.adapters.logs", "aiop.gateway.adapters.step_cache",
-    "aiop.gateway.adapters.workflow_events", "aiop.contracts.queries",
+    "aiop.gateway.adapters.workflow_events", "aiop.gateway.adapters.dead_letters",
+    "aiop.gateway.adapters.event_tail", "aiop.contracts.queries",
     "aiop.contracts.projects", "aiop.contracts.schedules", "aiop.contracts.secrets",
     "aiop.contracts.templates", "aiop.contracts.triggers", "aiop.contracts.events",
-    "aiop.gateway.domain.agents",
+    "aiop.gateway.domain.agents", "aiop.gateway.domain.fleet", "aiop.gateway.adapters.traces",
+    "aiop.contracts.stats", "aiop.contracts.webhooks",
 ]  # fmt: skip
 # What an agent does under its own registration (its token, work and leases) is taken by
 # the agent SDK (aiop.client.agent) with the agent's token, not by this client.

@@ -408,6 +408,51 @@ def test_a_503_is_retried_and_an_unkeyed_post_is_not(platform: Platform) -> None
     assert statuses == [503]
 
 
+def test_a_webhook_made_changed_listed_and_removed(platform: Platform) -> None:
+    """Its deliveries are tested in tests/e2e/test_webhooks.py; here, each call's shape."""
+    with client(platform) as api:
+        made = typed(api.create_webhook("http://127.0.0.1:9/hook", ["workflow.failed"],
+                                        description="sdk"), answers.WebhookCreated)  # fmt: skip
+        hook_id = made["id"]
+        assert made["secret"].startswith("whsec_")
+        assert typed(api.get_webhook(hook_id), answers.Webhook)["description"] == "sdk"
+        assert hook_id in [h["id"] for h in typed(api.list_webhooks(), list[answers.Webhook])]
+        assert typed(api.webhook_deliveries(hook_id), list[answers.WebhookDelivery]) == []
+        with pytest.raises(NotFound):
+            api.redeliver(hook_id, "msg_none")
+        off = typed(api.update_webhook(hook_id, {"enabled": False}), answers.Webhook)
+        assert off["enabled"] is False
+        assert typed(api.delete_webhook(hook_id), answers.Webhook)["id"] == hook_id
+
+
+def test_the_operator_reads_answer_in_their_shapes(platform: Platform) -> None:
+    """Each is tested for what it says in its own tests; here, each call's shape."""
+    marker = uuid.uuid4().hex[:8]
+    with client(platform) as api:
+        workflow_id = api.submit(spec(marker, "operator-reads"))
+        assert api.wait(workflow_id, timeout=60)["state"] == "succeeded"
+        assert typed(api.executors(), list[answers.ExecutorView])
+        typed(api.cache_stats(), answers.CacheStats)
+        stats = typed(api.stats(), answers.WorkflowStats)
+        assert stats["total"] >= 1
+        trace = until_sync(lambda: _spans(api, workflow_id), timeout_s=30, what="its spans")
+        typed(trace, answers.WorkflowTrace)
+        typed(api.dead_letters(limit=5), answers.DeadLetterPage)
+        with pytest.raises(NotFound):
+            api.replay_dead_letter(999_999_999)
+        page = typed(
+            api.stream_events(workflow=workflow_id, since="10m", limit=50), answers.TailPage
+        )
+        assert {e["workflow_id"] for e in page["events"]} == {workflow_id}
+
+
+def _spans(api: Client, workflow_id: str) -> Any:
+    with contextlib.suppress(NotFound):  # written by each service a moment after the fact
+        trace = api.trace(workflow_id)
+        return trace if trace["spans"] else None
+    return None
+
+
 def test_every_operation_of_the_gateway_was_called(platform: Platform) -> None:
     if not CALLED:
         pytest.skip("run with the rest of this module: it checks what they called")

@@ -10,9 +10,11 @@ import pytest
 from aiop.contracts import Event, ExecutorHeartbeat, StepSpec
 from aiop.dagger_executor.adapters.breaker import Change, CircuitBreaker, State
 from aiop.dagger_executor.adapters.dagger_runner import EngineError
+from aiop.dagger_executor.adapters.engine import EngineCheck
 from aiop.dagger_executor.adapters.fallback import FallbackRunner
 from aiop.dagger_executor.adapters.local import LocalRunner
 from aiop.dagger_executor.adapters.runner import REQUIRED_CAPABILITIES
+from aiop.dagger_executor.adapters.selection import EngineStatus, engine_status
 from aiop.dagger_executor.handlers import Executor, Identity
 from aiop.dagger_executor.run import RunContext
 
@@ -176,7 +178,9 @@ async def test_the_heartbeat_stops_offering_dagger_while_the_circuit_is_open(
 ) -> None:
     b = breaker(clock, threshold=1)
     runner = FallbackRunner(Engine(), LocalRunner(), b)
-    identity = Identity("ex-1", "default", ["dagger", "local"], 2, 0.01, runner.withheld)
+    engine = engine_status("auto", runner, EngineCheck(True, "engine at tcp://e:1234"))
+    identity = Identity("ex-1", "default", ["dagger", "local"], 2, 0.01, runner.withheld,
+                        engine=engine)  # fmt: skip
     bus = Bus()
     ctx = RunContext("ex-1", runner, bus, tmp_path)  # type: ignore[arg-type]
     executor = Executor(identity, bus, ctx, lambda: None)  # type: ignore[arg-type, return-value]
@@ -184,14 +188,22 @@ async def test_the_heartbeat_stops_offering_dagger_while_the_circuit_is_open(
     try:
         await asyncio.sleep(0.05)
         assert bus.beats[-1].capabilities == ["dagger", "local"]
+        assert bus.beats[-1].circuits == {"dagger": "closed"}
+        assert bus.beats[-1].engine_reachable is True
+        assert bus.beats[-1].engine_detail == "engine at tcp://e:1234"
         b.failed("refused")  # open
         await asyncio.sleep(0.05)
         assert bus.beats[-1].capabilities == ["local"]
+        assert bus.beats[-1].circuits == {"dagger": "open"}
+        assert bus.beats[-1].engine_reachable is False
+        assert "refused" in bus.beats[-1].engine_detail
         clock.now += 10
         b.begin_probe()
+        assert engine() == EngineStatus(None, b.reason, {"dagger": "half_open"})
         b.probe_succeeded()
         await asyncio.sleep(0.05)
         assert bus.beats[-1].capabilities == ["dagger", "local"]
+        assert bus.beats[-1].engine_reachable is True
     finally:
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)

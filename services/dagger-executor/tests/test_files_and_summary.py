@@ -116,6 +116,8 @@ async def test_a_changed_file_is_a_cache_miss_and_an_unchanged_one_a_hit(
     changed = await run_steps(step("v2"), store=store, workflow_id="wf-c")
     assert changed.of(StepCached) == []
     assert changed.output("s") == "v2"
+    # What the heartbeat reports (GET /v1/stats/cache sums it over the fleet).
+    assert (store.counts.hits, store.counts.misses, store.counts.outputs_gone) == (1, 2, 0)
 
 
 async def test_a_summary_is_published_and_a_cached_run_publishes_it_again(

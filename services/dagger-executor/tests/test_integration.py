@@ -170,6 +170,11 @@ async def test_heartbeats_announce_pool_capabilities_and_slots(executor: Client)
     assert beat.interval_s == 0.2
     assert (beat.capacity, beat.load, beat.runners, beat.labels) == (16, 0, ["local"], ["gpu"])
     assert "gpu" in beat.capabilities  # a label is something a workflow may require
+    # A local-only executor has no engine to speak of, and no circuit; nothing looked up.
+    assert (beat.engine_reachable, beat.engine_detail) == (None, "local runner configured")
+    assert beat.circuits == {}
+    assert beat.started_at is not None
+    assert (beat.cache_hits, beat.cache_misses, beat.cache_outputs_gone) == (0, 0, 0)
     await sub.unsubscribe()
 
 

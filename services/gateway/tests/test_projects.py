@@ -12,7 +12,8 @@ from aiop.auth.domain.tokens import token_claims
 from aiop.contracts import endpoints as ep
 from aiop.contracts.cache import KV_STEP_CACHE, CacheEntry, cache_entry_key
 from aiop.contracts.endpoints import GET_REPORT, GET_WORKFLOW, Endpoint
-from aiop.contracts.events import Origin
+from aiop.contracts.envelope import encode_event
+from aiop.contracts.events import DeadLetterRecorded, Origin
 from aiop.contracts.projects import ProjectView, TaskList, TaskSaved, TaskView
 from aiop.contracts.queries import (
     Pruned,
@@ -23,7 +24,15 @@ from aiop.contracts.queries import (
     WorkflowView,
 )
 from aiop.contracts.schedules import ScheduleList, ScheduleView
+from aiop.contracts.stats import WorkflowStats
 from aiop.contracts.triggers import EventPage, Trigger, TriggerList, TriggerSaved
+from aiop.contracts.webhooks import (
+    DeliveryList,
+    Webhook,
+    WebhookCreated,
+    WebhookDelivery,
+    WebhookList,
+)
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
@@ -43,6 +52,7 @@ TEMPLATE = {"version": "1", "workflow": {"name": "mine", "steps": [{"name": "s",
 SCHEDULE = {"name": "nightly", "cron": "0 3 * * *", "template": "mine"}
 TRIGGER = {"name": "on-push", "event_type": "push", "target": {"template": "mine"}}
 EVENT = {"specversion": "1.0", "id": "e1", "source": "git", "type": "push"}
+WEBHOOK = {"url": "https://example.com/hook", "events": ["workflow.completed"]}
 AGENT = {"name": "helper", "capabilities": ["ask"]}  # registered in project default
 CACHE_KEY = "c0ffee" * 10 + "c0de"  # an entry of project default, made by the test
 # How an intruder calls each route, and what it must get. A new route without an entry
@@ -102,12 +112,36 @@ CALLS: dict[tuple[str, str], tuple[str, dict[str, Any], set[int]]] = {
     ("DELETE", "/v1/triggers/{name}"): ("/v1/triggers/on-push", {}, {404}),
     ("POST", "/v1/events"): ("/v1/events?project=default", EVENT, {404}),
     ("GET", "/v1/events"): ("/v1/events?project=default", {}, {404}),
+    # Webhooks: another project's are not even named.
+    ("POST", "/v1/webhooks"): ("/v1/webhooks?project=default", WEBHOOK, {404}),
+    ("GET", "/v1/webhooks"): ("/v1/webhooks?project=default", {}, {404}),
+    ("GET", "/v1/webhooks/{webhook_id}"): ("/v1/webhooks/wh_1", {}, {404}),
+    ("PATCH", "/v1/webhooks/{webhook_id}"): ("/v1/webhooks/wh_1", {"enabled": True}, {404}),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): ("/v1/webhooks/wh_1", {}, {404}),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): ("/v1/webhooks/wh_1/deliveries", {}, {404}),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (
+        "/v1/webhooks/wh_1/deliveries/msg_1/redeliver",
+        {},
+        {404},
+    ),
     # Agents: another project's are not even named. The owner's GET reads the agent
     # registered before; its DELETE removes it.
     ("POST", "/v1/agents"): ("/v1/agents", AGENT, {404}),
     ("GET", "/v1/agents"): ("/v1/agents?project=default", {}, {404}),
     ("GET", "/v1/agents/{agent_id}"): ("/v1/agents/{agent_id}", {}, {404}),
     ("DELETE", "/v1/agents/{agent_id}"): ("/v1/agents/{agent_id}", {}, {404}),
+    # The operator's reads: run statistics and a run's trace, like the run list and the
+    # run; the cache's size per project. The fleet names no project and counts workflows
+    # only, so any signed-in user sees it.
+    ("GET", "/v1/stats"): ("/v1/stats?project=default", {}, {404}),
+    ("GET", "/v1/workflows/{workflow_id}/trace"): (f"/v1/workflows/{WF}/trace", {}, {404}),
+    ("GET", "/v1/stats/cache"): ("/v1/stats/cache?project=default", {}, {404}),
+    ("GET", "/v1/executors"): ("/v1/executors", {}, {200}),
+    # Dead letters: a caller is shown its projects' records only (another's page is
+    # empty), and another's record is not even named; nor is a workflow in the live tail.
+    ("GET", "/v1/dead-letters"): ("/v1/dead-letters", {}, {200}),
+    ("POST", "/v1/dead-letters/{seq}/replay"): ("/v1/dead-letters/{dlq_seq}/replay", {}, {404}),
+    ("GET", "/v1/stream"): (f"/v1/stream?workflow={WF}&idle_s=0.1", {}, {404}),
     # Keys belong to a principal: another's key is not even named.
     ("DELETE", "/v1/keys/{key_id}"): ("/v1/keys/{owner_key}", {}, {404}),
 }
@@ -125,7 +159,8 @@ AGENT_ONLY = {
     for what in ("heartbeat", "progress", "logs", "result", "failure")
 }  # fmt: skip
 # Where the owner, past the ownership check, is refused for another reason.
-OWNER_REFUSED = {"/v1/workflows/{WF}/rerun": 409}  # the workflow is still running
+OWNER_REFUSED = {"/v1/workflows/{WF}/rerun": 409,  # the workflow is still running
+                 "/v1/workflows/{WF}/trace": 404}  # its spans are not stored here  # fmt: skip
 
 
 def project_stubs() -> list[tuple[Endpoint[Any, Any], Any]]:
@@ -153,6 +188,8 @@ def project_stubs() -> list[tuple[Endpoint[Any, Any], Any]]:
         (ep.LIST_TASKS, answer(TaskList(tasks=[task]))),
         (ep.LIST_WORKFLOWS, answer(WorkflowPage(workflows=[listed]))),
         (ep.PRUNE_WORKFLOWS, answer(Pruned(workflow_ids=[]))),
+        (ep.WORKFLOW_STATS, answer(WorkflowStats(counts={}, total=0, series=[], since=at,
+                                                 until=at, bucket_s=60))),
         *[(e, answer(schedule)) for e in SCHEDULES if e is not ep.LIST_SCHEDULES],
         (ep.LIST_SCHEDULES, answer(ScheduleList(project="default", schedules=[schedule]))),
     ]  # fmt: skip
@@ -178,6 +215,31 @@ def trigger_stubs() -> list[tuple[Endpoint[Any, Any], Any]]:
             (ep.LIST_TRIGGERS, listed), (ep.LIST_EVENTS, events)]  # fmt: skip
 
 
+def webhook_stubs() -> list[tuple[Endpoint[Any, Any], Any]]:
+    """The reporter's answers about webhook wh_1 of project default, as stubs."""
+    at = datetime.now(UTC)
+    hook = Webhook(id="wh_1", project="default", url="https://example.com/hook",
+                   events=["workflow.completed"], created_at=at, updated_at=at)  # fmt: skip
+    delivery = WebhookDelivery(id="msg_1", webhook_id="wh_1", event_type="workflow.completed",
+                               event_id="e1", workflow_id=WF, state="pending", created_at=at,
+                               updated_at=at)  # fmt: skip
+
+    def answer(value: Any) -> Any:
+        async def stub(_: Any) -> Any:
+            return value
+
+        return stub
+
+    created = WebhookCreated(**msgspec.structs.asdict(hook), secret="whsec_c2VjcmV0")
+    return [
+        (ep.CREATE_WEBHOOK, answer(created)), (ep.GET_WEBHOOK, answer(hook)),
+        (ep.UPDATE_WEBHOOK, answer(hook)), (ep.DELETE_WEBHOOK, answer(hook)),
+        (ep.LIST_WEBHOOKS, answer(WebhookList(project="default", webhooks=[hook]))),
+        (ep.LIST_DELIVERIES, answer(DeliveryList(webhook_id="wh_1", deliveries=[delivery]))),
+        (ep.REDELIVER, answer(delivery)),
+    ]  # fmt: skip
+
+
 def routes() -> set[tuple[str, str]]:
     """Every route of the API, as its OpenAPI document lists them."""
     app = create_app(Gateway(Service("gateway", ServiceSettings()), max_body_bytes=1024))
@@ -200,7 +262,13 @@ async def test_another_projects_caller_gets_404_or_403_everywhere(env: Env) -> N
     stubs = await rpc.serve(
         env.nc,
         "stubs",
-        [(GET_WORKFLOW, view), (GET_REPORT, report), *project_stubs(), *trigger_stubs()],
+        [
+            (GET_WORKFLOW, view),
+            (GET_REPORT, report),
+            *project_stubs(),
+            *trigger_stubs(),
+            *webhook_stubs(),
+        ],
     )
     key = SigningKey.load_or_create(env.auth_dir)
     intruder = key.sign(token_claims("intruder", ["other"], datetime.now(UTC), 600))
@@ -211,9 +279,14 @@ async def test_another_projects_caller_gets_404_or_403_everywhere(env: Env) -> N
                        workflow_id=WF, attempt=1, created_at=datetime.now(UTC))  # fmt: skip
     cache = await env.nc.jetstream().key_value(KV_STEP_CACHE)
     await cache.put(cache_entry_key(CACHE_KEY), msgspec.json.encode(entry))
+    dead = encode_event(DeadLetterRecorded(
+        stream="AIOP", consumer="task-manager", original_subject=f"aiop.workflow.submitted.v1.{WF}",
+        stream_seq=1, reason="Permanent: test", deliveries=1, payload=b"{}",
+    ), "test")  # fmt: skip
+    dlq_seq = (await env.nc.jetstream().publish(dead.subject, dead.body, headers=dead.headers)).seq
     try:
         for (method, _), (template, body, statuses) in CALLS.items():
-            path = template.format(owner_key=owner_key, agent_id=agent_id)
+            path = template.format(owner_key=owner_key, agent_id=agent_id, dlq_seq=dlq_seq)
             theirs = await env.client.request(
                 method, path, json=body or None, headers=env.bearer(intruder)
             )

@@ -87,3 +87,14 @@ async def test_filters_and_visibility(pool: asyncpg.Pool) -> None:
 async def test_a_cursor_not_handed_out_is_refused(pool: asyncpg.Pool) -> None:
     with pytest.raises(store.BadCursor):
         await page(pool, cursor="bm90IGEgY3Vyc29y")
+
+
+async def test_search_finds_a_run_by_its_id_or_part_of_its_name(pool: asyncpg.Pool) -> None:
+    await add(pool, "wf-build", "a", T0)
+    await add(pool, "wf-other", "a", T0 + timedelta(seconds=1))
+    async with pool.acquire() as conn:
+        await conn.execute("update workflows set name = 'Nightly-Build' where id = 'wf-build'")
+    assert (await page(pool, search="wf-other"))[0] == ["wf-other"]
+    assert (await page(pool, search="nightly"))[0] == ["wf-build"]
+    assert (await page(pool, search="wf-"))[0] == []  # an id matches whole, names in part
+    assert (await page(pool, search="nightly", project="b"))[0] == []

@@ -4,7 +4,7 @@ workflow to end and saying how it ended."""
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -13,6 +13,7 @@ from aiop.cli.client import ApiError, Gateway
 from aiop.cli.render import status_lines
 from aiop.cli.stack import NoPlatform
 from aiop.client.types import WorkflowStatus
+from aiop.contracts.patterns import start_time
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -78,11 +79,7 @@ def parse_since(value: str | None) -> datetime | None:
     """``30s``, ``5m``, ``2h``, ``1d`` ago, or an ISO 8601 time."""
     if value is None:
         return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
-        return datetime.now(UTC) - timedelta(seconds=float(value[:-1]) * units[value[-1]])
     try:
-        parsed = datetime.fromisoformat(value)
+        return start_time(value)  # the gateway's tail (GET /v1/stream) reads it the same
     except ValueError:
         fail(f"--since {value!r}: use 30s, 5m, 2h, 1d or an ISO 8601 time", 2)
-    return parsed if parsed.tzinfo else parsed.astimezone()

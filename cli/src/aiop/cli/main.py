@@ -25,6 +25,8 @@ from aiop.cli.common import (
     report_end,
     wait_for_end,
 )
+from aiop.cli.dlq import dlq
+from aiop.cli.executors import executors
 from aiop.cli.mcp import mcp
 from aiop.cli.projects import projects, tasks, token
 from aiop.cli.render import status_lines
@@ -33,6 +35,7 @@ from aiop.cli.stack import NoPlatform, load_stack, nats_seed_file, nats_url
 from aiop.cli.templates import run_template, templates
 from aiop.cli.triggers import events as external_events
 from aiop.cli.triggers import triggers
+from aiop.cli.webhooks import webhooks
 from aiop.contracts.states import TERMINAL_WORKFLOW_STATES as TERMINAL
 from aiop.contracts.subjects import InvalidToken, check_token
 
@@ -94,7 +97,10 @@ app.add_typer(templates, name="templates")
 app.add_typer(schedules, name="schedules")
 app.add_typer(triggers, name="triggers")
 app.add_typer(external_events, name="events")
+app.add_typer(webhooks, name="webhooks")
 app.add_typer(agents, name="agents")
+app.add_typer(dlq, name="dlq")
+app.command("executors")(executors)
 
 
 @app.command()

@@ -4,6 +4,9 @@ Each stream is read through one consumer filtering on all of its patterns at onc
 run's ``step.started`` lines come before its ``workflow.failed`` line, as the stream holds
 them. There is no order across streams (AIOP, AIOP_LOGS, AIOP_DLQ, ...): each keeps its
 own sequence, and their lines interleave as they arrive.
+
+Which streams and filters it reads (``contracts.patterns``) and each line's summary
+(``contracts.summaries``) are shared with the gateway's live tail, ``GET /v1/stream``.
 """
 
 import asyncio
@@ -11,7 +14,6 @@ import contextlib
 import json
 from collections.abc import Callable
 from datetime import datetime
-from itertools import combinations
 
 import nats
 import nats.errors
@@ -20,76 +22,17 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
-from aiop.cli.render import event_line, summary
+from aiop.cli.render import event_line
 from aiop.contracts.envelope import UndecodableEvent, decode_event, event_type_of
-from aiop.contracts.events import EVENT_TYPES
-from aiop.contracts.subjects import STREAM_SUBJECTS, WORK_QUEUES, check_token, workflow_id_of
+from aiop.contracts.patterns import matches, streams_for
+from aiop.contracts.subjects import check_token, workflow_id_of
+from aiop.contracts.summaries import summary
 from aiop.servicekit.permissions import inbox_prefix
-
-# Where a workflow's id sits in its events' subjects, from each event's routing tokens:
-# "aiop.workflow.*.*.{}", and "aiop.workflow.*.*.*.{}" for aiop.workflow.requested.v1.<pool>.<id>.
-WORKFLOW_SUBJECTS = tuple(
-    sorted({
-        ".".join([*cls.TYPE.split(".")[:2], "*", "*", *["*"] * cls.ROUTING.index("workflow_id"), "{}"])
-        for cls in EVENT_TYPES.values()
-        if "workflow_id" in cls.ROUTING
-    })
-)  # fmt: skip
 
 BATCH = 256  # messages per pull request
 WAIT = 5.0  # seconds a pull request waits for messages
 HEARTBEAT = 1.0  # the server's sign of life during a quiet pull request
 RETRY = 0.5  # seconds between attempts to recreate a lost consumer
-
-
-def streams_for(patterns: list[str], workflow: str | None = None) -> dict[str, list[str]]:
-    """The streams holding subjects that match ``patterns`` (and belong to ``workflow``),
-    each with the filters that select them on the server."""
-    chosen: dict[str, list[str]] = {}
-    for stream, subjects in STREAM_SUBJECTS.items():
-        if stream in WORK_QUEUES:
-            continue
-        filters = _filters(patterns, subjects, workflow)
-        if any(_intersect(a, b) for a, b in combinations(filters, 2)):
-            # The server refuses overlapping filters: take the whole of the stream subjects
-            # they touch and leave the choice to the client-side match.
-            touched = [s for s in subjects if any(_intersect(f, s) for f in filters)]
-            filters = _filters(touched, subjects, workflow)
-        if filters:
-            chosen[stream] = filters
-    return chosen
-
-
-def _filters(patterns: list[str], subjects: list[str], workflow: str | None) -> list[str]:
-    scopes = [s.format(workflow) for s in WORKFLOW_SUBJECTS] if workflow else [">"]
-    found = {
-        f
-        for pattern in patterns
-        for subject in subjects
-        for scope in scopes
-        if (f := _intersect(pattern, subject)) and (f := _intersect(f, scope))
-    }
-    return sorted(f for f in found if not any(g != f and _covers(g, f) for g in found))
-
-
-def _intersect(a: str, b: str) -> str | None:
-    """The pattern matching exactly the subjects both ``a`` and ``b`` match, if any."""
-    ta, tb = a.split("."), b.split(".")
-    both: list[str] = []
-    for i, (x, y) in enumerate(zip(ta, tb, strict=False)):
-        if x == ">":
-            return ".".join(both + tb[i:])
-        if y == ">":
-            return ".".join(both + ta[i:])
-        if x != y and "*" not in (x, y):
-            return None
-        both.append(y if x == "*" else x)
-    return ".".join(both) if len(ta) == len(tb) else None
-
-
-def _covers(a: str, b: str) -> bool:
-    """Whether every subject matching ``b`` matches ``a``."""
-    return _intersect(a, b) == b
 
 
 class StreamReader:
@@ -204,7 +147,7 @@ async def tail(
                     wf = workflow_id_of(msg.subject) or ""
                     if workflow and wf != workflow:
                         continue
-                    if not any(_intersect(p, msg.subject) for p in patterns):
+                    if not matches(patterns, msg.subject):
                         continue
                     emit(_format(msg, wf, as_json))
                     shown += 1

@@ -223,6 +223,7 @@ async def run_stack(root: Path, gateway_port: int, say: Callable[[str], None]) -
         say("")
         say(f"AIOP is up in {time.monotonic() - began:.1f}s")
         say(f"  gateway      {gateway_url}")
+        say(f"  console      {gateway_url}/ui  (sign in with the key in {state / 'dev-api-key'})")
         say(f"  token        {token.token}")
         say(
             f"               (principal {token.principal}, expires {token.expires_at:%H:%M:%S} UTC;"

@@ -14,28 +14,38 @@ from aiop.client.types import (
     ApiKeyView,
     CacheEntry,
     CacheList,
+    CacheStats,
     CancelReply,
+    DeadLetterPage,
     EventPage,
     EventSent,
+    ExecutorView,
     Health,
     IssuedKey,
     LogPage,
     ProjectRun,
     ProjectView,
     Pruned,
+    Replayed,
     RunsPruned,
     ScheduleView,
     SecretView,
+    TailPage,
     TaskDetail,
     TaskView,
     Template,
     TemplateInfo,
     TokenReply,
     Trigger,
+    Webhook,
+    WebhookCreated,
+    WebhookDelivery,
     WorkflowEventPage,
     WorkflowPage,
     WorkflowReport,
+    WorkflowStats,
     WorkflowStatus,
+    WorkflowTrace,
 )
 
 if TYPE_CHECKING:
@@ -155,7 +165,8 @@ class Api(Base):
     @endpoint
     def list_workflows(self, /, **filters: Any) -> Call[WorkflowPage]:
         """One page of GET /v1/workflows: ``project``, ``task``, ``state``, ``template``,
-        ``label`` ("k=v", or a list of them), ``since``, ``until``, ``limit``, ``cursor``."""
+        ``label`` ("k=v", or a list of them), ``since``, ``until``, ``search`` (an id or part
+        of a name), ``limit``, ``cursor``."""
         return call("GET", "/v1/workflows", json_body, params=filters)
 
     @endpoint
@@ -328,6 +339,54 @@ class Api(Base):
         return call("POST", "/v1/events", json_body, params={"project": project},
                     headers=headers, content=body)  # fmt: skip
 
+    # -- webhooks -----------------------------------------------------------------------
+
+    @endpoint
+    def create_webhook(
+        self, url: str, events: list[str], project: str | None = None, description: str = ""
+    ) -> Call[WebhookCreated]:
+        """POST /v1/webhooks: the answer holds the signing secret, shown this once."""
+        body = {"url": url, "events": events, "description": description}
+        return call("POST", "/v1/webhooks", json_body, params={"project": project}, json=body)
+
+    @endpoint
+    def list_webhooks(self, project: str | None = None) -> Call[list[Webhook]]:
+        return call("GET", "/v1/webhooks", field("webhooks"), params={"project": project})
+
+    @endpoint
+    def get_webhook(self, webhook_id: str, project: str | None = None) -> Call[Webhook]:
+        return call("GET", f"/v1/webhooks/{webhook_id}", json_body, params={"project": project})
+
+    @endpoint
+    def update_webhook(
+        self, webhook_id: str, changes: Json, project: str | None = None
+    ) -> Call[Webhook]:
+        """PATCH /v1/webhooks/{id}: ``url``, ``events``, ``description``, ``enabled``
+        (``{"enabled": True}`` re-enables one the platform disabled)."""
+        return call("PATCH", f"/v1/webhooks/{webhook_id}", json_body,
+                    params={"project": project}, json=changes)  # fmt: skip
+
+    @endpoint
+    def delete_webhook(self, webhook_id: str, project: str | None = None) -> Call[Webhook]:
+        return call("DELETE", f"/v1/webhooks/{webhook_id}", json_body,
+                    params={"project": project})  # fmt: skip
+
+    @endpoint
+    def webhook_deliveries(
+        self, webhook_id: str, project: str | None = None, limit: int | None = None
+    ) -> Call[list[WebhookDelivery]]:
+        """Its deliveries, newest first, each with every attempt."""
+        return call("GET", f"/v1/webhooks/{webhook_id}/deliveries", field("deliveries"),
+                    params={"project": project, "limit": limit})  # fmt: skip
+
+    @endpoint
+    def redeliver(
+        self, webhook_id: str, delivery_id: str, project: str | None = None
+    ) -> Call[WebhookDelivery]:
+        """Deliver again: a new series of attempts under the same ``webhook-id``."""
+        return call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+                    json_body, params={"project": project})  # fmt: skip
+
     # -- schedules ----------------------------------------------------------------------
 
     @endpoint
@@ -356,6 +415,46 @@ class Api(Base):
         return call("POST", f"/v1/schedules/{name}/resume", json_body,
                     params={"project": project}, idempotent=True)  # fmt: skip
 
+    # -- dead letters and the live tail -------------------------------------------------
+
+    @endpoint
+    def dead_letters(
+        self, limit: int | None = None, before: int | None = None
+    ) -> Call[DeadLetterPage]:
+        """One page of GET /v1/dead-letters, newest first; its ``next`` is the ``before``
+        of the page after it."""
+        return call("GET", "/v1/dead-letters", json_body,
+                    params={"limit": limit, "before": before})  # fmt: skip
+
+    @endpoint
+    def replay_dead_letter(
+        self, seq: int, payload: str | None = None, force: bool = False
+    ) -> Call[Replayed]:
+        """Send dead letter ``seq`` again to its original subject: as it was, or
+        ``payload`` (the fixed message); once, unless ``force``."""
+        body: Json = {"force": True} if force else {}
+        if payload is not None:
+            body["payload"] = payload
+        return call("POST", f"/v1/dead-letters/{seq}/replay", json_body, json=body)
+
+    @endpoint
+    def stream_events(
+        self,
+        subjects: list[str] | None = None,
+        workflow: str | None = None,
+        since: str | None = None,
+        last_event_id: str | None = None,
+        limit: int | None = None,
+    ) -> Call[TailPage]:
+        """GET /v1/stream as one page: the events stored from ``since`` (30s, 5m, ISO
+        8601), or after ``last_event_id``, up to the first quiet moment."""
+        headers = {"Accept": "application/json"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        return call("GET", "/v1/stream", json_body, headers=headers, params={
+            "subject": subjects, "workflow": workflow, "since": since, "limit": limit,
+        })  # fmt: skip
+
     # -- agents -------------------------------------------------------------------------
 
     @endpoint
@@ -377,6 +476,29 @@ class Api(Base):
     def remove_agent(self, agent_id: str) -> Call[None]:
         return call("DELETE", f"/v1/agents/{agent_id}", lambda r: None)
 
+    # -- the operator's view -------------------------------------------------------------
+
+    @endpoint
+    def executors(self) -> Call[list[ExecutorView]]:
+        """Every executor heard from lately: capacity, load, circuits, engine."""
+        return call("GET", "/v1/executors", field("executors"))
+
+    @endpoint
+    def cache_stats(self, project: str | None = None) -> Call[CacheStats]:
+        return call("GET", "/v1/stats/cache", json_body, params={"project": project})
+
+    @endpoint
+    def stats(self, /, **filters: Any) -> Call[WorkflowStats]:
+        """GET /v1/stats: ``project``, ``task``, ``template``, ``label``, ``since``,
+        ``until`` (default: the last hour), ``bucket_s`` (default 60)."""
+        return call("GET", "/v1/stats", json_body, params=filters)
+
+    @endpoint
+    def trace(self, workflow_id: str) -> Call[WorkflowTrace]:
+        """The run's spans across the services (404 when they are not stored where the
+        gateway reads them: look its trace id up in the OTLP backend)."""
+        return call("GET", f"/v1/workflows/{workflow_id}/trace", json_body)
+
     # -- anything else ------------------------------------------------------------------
 
     @endpoint
@@ -386,6 +508,16 @@ class Api(Base):
         return call(method.upper(), path, lambda r: r.json() if r.content else None, **kwargs)
 
     # -- shared by both clients' follows over SSE ---------------------------------------
+
+    def stream_call(
+        self, subjects: list[str] | None, workflow: str | None, since: str | None, last_id: str
+    ) -> Call[None]:
+        """GET /v1/stream as an event stream, resumed after the event ``last_id`` if given."""
+        headers = {"Accept": "text/event-stream"}
+        if last_id:
+            headers["Last-Event-ID"] = last_id
+        return call("GET", "/v1/stream", lambda r: None, headers=headers, stream=True,
+                    params={"subject": subjects, "workflow": workflow, "since": since})  # fmt: skip
 
     def follow_call(self, path: str, last_id: str, **params: Any) -> Call[None]:
         """GET ``path`` as an event stream, resumed after the event ``last_id`` if given."""

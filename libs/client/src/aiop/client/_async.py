@@ -13,9 +13,11 @@ from aiop.client._core import Call, RetryPolicy, not_ended, raise_for
 from aiop.client.errors import NotFound
 from aiop.client.types import (
     TERMINAL_STATES,
+    DeadLetter,
     Ended,
     EventRecord,
     LogEntry,
+    TailEvent,
     WorkflowEventEntry,
     WorkflowListItem,
     WorkflowStatus,
@@ -39,11 +41,12 @@ class AsyncClient(Api):
         headers: dict[str, str] | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        token_projects: list[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(base_url, api_key=api_key, token=token, headers=headers, retry=retry,
-                         timeout=timeout)  # fmt: skip
+                         timeout=timeout, token_projects=token_projects)  # fmt: skip
         self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
         self.sleep = sleep
         self._token_lock = asyncio.Lock()
@@ -69,7 +72,9 @@ class AsyncClient(Api):
     async def _renew(self) -> None:
         async with self._token_lock:  # one exchange for concurrent calls
             if self.needs_token():
-                self.keep_token(await self.run(self.token_call(self.api_key or "")))
+                self.keep_token(
+                    await self.run(self.token_call(self.api_key or "", self.token_projects))
+                )
 
     async def send(self, c: Call[Any]) -> httpx.Response:
         attempt, renewed = 0, False
@@ -107,6 +112,16 @@ class AsyncClient(Api):
         async for item in self._pages(self.list_events, "events", filters):
             yield item
 
+    async def iter_dead_letters(self, limit: int | None = None) -> AsyncIterator[DeadLetter]:
+        """Every dead letter the caller sees, newest first, page after page."""
+        before = None
+        while True:
+            page = await self.dead_letters(limit=limit, before=before)
+            for item in page["items"]:
+                yield item
+            if (before := page["next"]) is None:
+                return
+
     @staticmethod
     async def _pages(
         fetch: Callable[..., Awaitable[Mapping[str, Any]]], key: str, filters: dict[str, Any]
@@ -139,6 +154,21 @@ class AsyncClient(Api):
         path = f"/v1/workflows/{workflow_id}/events"
         async for item in self._follow(lambda last: self.follow_call(path, last),
                                        reconnect_delay):  # fmt: skip
+            yield item
+
+    async def follow_stream(
+        self,
+        subjects: list[str] | None = None,
+        workflow: str | None = None,
+        since: str | None = None,
+        reconnect_delay: float = 0.5,
+    ) -> AsyncIterator[TailEvent]:
+        """The live tail (GET /v1/stream, over SSE): each event the caller may see as it
+        is stored, from ``since`` if given, with ``aiop tail``'s subject patterns; until
+        the caller stops. A dropped connection is resumed after the last event received."""
+        async for item in self._follow(
+            lambda last: self.stream_call(subjects, workflow, since, last), reconnect_delay
+        ):
             yield item
 
     async def wait(

@@ -149,6 +149,7 @@ class Base:
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        token_projects: list[str] | None = None,
     ) -> None:
         if api_key and token:
             raise ValueError("give an api_key or a token, not both")
@@ -159,6 +160,7 @@ class Base:
         self.headers = dict(headers or {})
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
+        self.token_projects = token_projects  # what tokens from the API key are limited to
 
     # -- the token --------------------------------------------------------------------
 

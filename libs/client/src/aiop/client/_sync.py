@@ -14,9 +14,11 @@ from aiop.client._core import Call, RetryPolicy, not_ended, raise_for
 from aiop.client.errors import NotFound
 from aiop.client.types import (
     TERMINAL_STATES,
+    DeadLetter,
     Ended,
     EventRecord,
     LogEntry,
+    TailEvent,
     WorkflowEventEntry,
     WorkflowListItem,
     WorkflowStatus,
@@ -39,11 +41,12 @@ class Client(Api):
         headers: dict[str, str] | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        token_projects: list[str] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(base_url, api_key=api_key, token=token, headers=headers, retry=retry,
-                         timeout=timeout)  # fmt: skip
+                         timeout=timeout, token_projects=token_projects)  # fmt: skip
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
         self.sleep = sleep
 
@@ -69,7 +72,7 @@ class Client(Api):
         attempt, renewed = 0, False
         while True:
             if c.auth and self.needs_token():
-                self.keep_token(self.run(self.token_call(self.api_key or "")))
+                self.keep_token(self.run(self.token_call(self.api_key or "", self.token_projects)))
             request = self.build(self.http, c)
             try:
                 response = self.http.send(request, stream=True)
@@ -98,6 +101,15 @@ class Client(Api):
     def iter_events(self, **filters: Any) -> Iterator[EventRecord]:
         """Every recorded event the filters select, newest first, page after page."""
         yield from self._pages(self.list_events, "events", filters)
+
+    def iter_dead_letters(self, limit: int | None = None) -> Iterator[DeadLetter]:
+        """Every dead letter the caller sees, newest first, page after page."""
+        before = None
+        while True:
+            page = self.dead_letters(limit=limit, before=before)
+            yield from page["items"]
+            if (before := page["next"]) is None:
+                return
 
     @staticmethod
     def _pages(
@@ -128,6 +140,20 @@ class Client(Api):
         after the last event received."""
         path = f"/v1/workflows/{workflow_id}/events"
         yield from self._follow(lambda last: self.follow_call(path, last), reconnect_delay)
+
+    def follow_stream(
+        self,
+        subjects: list[str] | None = None,
+        workflow: str | None = None,
+        since: str | None = None,
+        reconnect_delay: float = 0.5,
+    ) -> Iterator[TailEvent]:
+        """The live tail (GET /v1/stream, over SSE): each event the caller may see as it
+        is stored, from ``since`` if given, with ``aiop tail``'s subject patterns; until
+        the caller stops. A dropped connection is resumed after the last event received."""
+        yield from self._follow(
+            lambda last: self.stream_call(subjects, workflow, since, last), reconnect_delay
+        )
 
     def wait(
         self, workflow_id: str, timeout: float | None = None, poll: float = 2.0

@@ -392,6 +392,187 @@ class ScheduleList(TypedDict):
     schedules: list[ScheduleView]
 
 
+# -- webhooks ---------------------------------------------------------------------------
+
+
+class Webhook(TypedDict):
+    id: str
+    project: str
+    url: str
+    events: list[str]  # workflow.completed, step.failed, ...
+    created_at: str
+    updated_at: str
+    description: str
+    enabled: bool
+    disabled_reason: str | None  # why the platform disabled it, if it did
+    failures: int  # deliveries failed in a row
+    created_by: str | None
+
+
+class WebhookCreated(Webhook):
+    secret: str  # whsec_<base64>: shown this once
+
+
+class WebhookList(TypedDict):
+    project: str
+    webhooks: list[Webhook]
+
+
+class DeliveryAttempt(TypedDict):
+    at: str
+    duration_s: float
+    status: int | None  # the HTTP status it answered
+    error: str | None
+
+
+class WebhookDelivery(TypedDict):
+    id: str  # the webhook-id header of each attempt
+    webhook_id: str
+    event_type: str
+    event_id: str
+    workflow_id: str
+    state: Literal["pending", "delivered", "failed"]
+    created_at: str
+    updated_at: str
+    attempts: list[DeliveryAttempt]
+    reason: str | None
+    series: int  # 0 the first delivery; each redelivery one more
+
+
+class DeliveryList(TypedDict):
+    webhook_id: str
+    deliveries: list[WebhookDelivery]
+
+
+# -- the operator's view: executors, run statistics, traces ----------------------------
+
+
+class EngineView(TypedDict):
+    reachable: bool | None  # the executor's Dagger engine answers; None: unknown
+    detail: str
+
+
+class ExecutorView(TypedDict):
+    id: str
+    pool: str
+    capabilities: list[str]
+    runners: list[str]
+    labels: list[str]
+    slots: int
+    capacity: int
+    load: int
+    running: int  # workflows it runs
+    last_heartbeat: str
+    age_s: float
+    stale: bool
+    circuits: dict[str, str]  # runner -> "closed" | "open" | "half-open"
+    engine: EngineView
+
+
+class ExecutorList(TypedDict):
+    executors: list[ExecutorView]
+
+
+class CacheStats(TypedDict):
+    entries: int
+    bytes: int
+    hits: int
+    misses: int
+    hit_rate: float | None
+    evictions: int
+    removed: int
+    outputs_gone: int
+    window_s: float | None
+    executors: int
+
+
+class StatsBucket(TypedDict):
+    at: str
+    finished: int
+    failed: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class WorkflowStats(TypedDict):
+    counts: dict[str, int]  # state -> runs submitted in the window
+    total: int
+    series: list[StatsBucket]
+    since: str
+    until: str
+    bucket_s: int
+
+
+class TraceSpan(TypedDict):
+    span_id: str
+    parent_id: str | None
+    service: str
+    name: str
+    start_unix_ns: int
+    duration_ms: float
+    status: str
+    attributes: dict[str, Any]
+
+
+class WorkflowTrace(TypedDict):
+    trace_id: str
+    spans: list[TraceSpan]
+    truncated: bool
+
+
+# -- dead letters and the live tail -----------------------------------------------------
+
+
+class DeadLetter(TypedDict):
+    seq: int  # its sequence in AIOP_DLQ: the id to replay, the cursor to page with
+    recorded_at: str
+    stream: str
+    consumer: str
+    original_subject: str
+    stream_seq: int
+    reason: str
+    deliveries: int
+    project: str | None  # None: no project's, the platform's
+    workflow_id: str | None
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"]
+    headers: dict[str, str]
+    replayable: bool
+    replayed_at: str | None
+    replayed_by: str | None
+
+
+class DeadLetterPage(TypedDict):
+    items: list[DeadLetter]
+    next: int | None  # pass as ``before`` for the next page
+
+
+class Replayed(TypedDict):
+    seq: int
+    subject: str
+    replayed_at: str
+    msg_id: str
+
+
+@final
+class TailEvent(TypedDict):
+    """One event of the live tail (GET /v1/stream)."""
+
+    stream: str
+    seq: int
+    subject: str
+    type: str  # "aiop.step.started.v1", ...
+    time: str
+    workflow_id: str | None
+    summary: str  # one line, as `aiop tail` prints it
+    event: Any  # the event as published
+
+
+class TailPage(TypedDict):
+    events: list[TailEvent]
+    last_event_id: str
+
+
 # -- agents ----------------------------------------------------------------------------
 
 

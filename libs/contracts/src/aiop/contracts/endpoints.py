@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from aiop.contracts import projects, queries, schedules, triggers
+from aiop.contracts import projects, queries, schedules, stats, triggers, webhooks
 from aiop.contracts.subjects import (
     AUTH_AUTHORIZE,
     AUTH_JWKS,
@@ -36,6 +36,10 @@ GET_WORKFLOW = Endpoint(
 LIST_WORKFLOWS = Endpoint(
     "aiop.query.workflow.list.v1", queries.WorkflowListQuery, queries.WorkflowPage,
     "Runs matching filters, newest first, a page at a time (400 for a bad cursor).",
+)  # fmt: skip
+WORKFLOW_STATS = Endpoint(
+    "aiop.query.workflow.stats.v1", stats.StatsQuery, stats.WorkflowStats,
+    "Runs per state, and per time bucket how many ended, failed and how long they took.",
 )  # fmt: skip
 GET_RUN_SOURCE = Endpoint(
     "aiop.query.workflow.source.v1", queries.WorkflowQuery, queries.RunSource,
@@ -84,6 +88,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     GET_WORKFLOW, LIST_WORKFLOWS, GET_RUN_SOURCE, GET_REPORT, JWKS, ISSUE_TOKEN, AUTHORIZE, LIST_KEYS, ISSUE_KEY, REVOKE_KEY, GRANT_PROJECT, STEP_TOKEN, PRUNE_WORKFLOWS,
 )  # fmt: skip
 ENDPOINTS += (AGENT_TOKEN,)
+ENDPOINTS += (WORKFLOW_STATS,)
 
 # Schedules: kept and fired by task-manager, managed through the gateway.
 CREATE_SCHEDULE = Endpoint(
@@ -165,3 +170,36 @@ PROJECT_ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     DELETE_TASK,
 )  # fmt: skip
 ENDPOINTS += PROJECT_ENDPOINTS
+
+# Webhooks: kept and delivered by the reporter, managed through the gateway.
+CREATE_WEBHOOK = Endpoint(
+    "aiop.webhooks.create.v1", webhooks.NewWebhook, webhooks.WebhookCreated,
+    "Create a webhook; the answer holds its secret, shown this once (422 if not valid).",
+)  # fmt: skip
+UPDATE_WEBHOOK = Endpoint(
+    "aiop.webhooks.update.v1", webhooks.WebhookChange, webhooks.Webhook,
+    "Change a webhook; enabling it resets its failures (404 if unknown, 422 if not valid).",
+)  # fmt: skip
+GET_WEBHOOK = Endpoint(
+    "aiop.webhooks.get.v1", webhooks.WebhookRef, webhooks.Webhook, "A webhook (404 if unknown)."
+)
+LIST_WEBHOOKS = Endpoint(
+    "aiop.webhooks.list.v1", webhooks.WebhooksQuery, webhooks.WebhookList, "A project's webhooks."
+)
+DELETE_WEBHOOK = Endpoint(
+    "aiop.webhooks.delete.v1", webhooks.WebhookRef, webhooks.Webhook,
+    "Delete a webhook; the one deleted (404 if unknown).",
+)  # fmt: skip
+LIST_DELIVERIES = Endpoint(
+    "aiop.webhooks.deliveries.v1", webhooks.DeliveriesQuery, webhooks.DeliveryList,
+    "A webhook's deliveries, newest first, with every attempt (404 if unknown).",
+)  # fmt: skip
+REDELIVER = Endpoint(
+    "aiop.webhooks.redeliver.v1", webhooks.DeliveryRef, webhooks.WebhookDelivery,
+    "Deliver again (404 if unknown, 409 while it is pending or the webhook disabled).",
+)  # fmt: skip
+WEBHOOK_ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
+    CREATE_WEBHOOK, UPDATE_WEBHOOK, GET_WEBHOOK, LIST_WEBHOOKS, DELETE_WEBHOOK, LIST_DELIVERIES,
+    REDELIVER,
+)  # fmt: skip
+ENDPOINTS += WEBHOOK_ENDPOINTS

@@ -285,10 +285,31 @@ class ExecutorHeartbeat(Event, frozen=True, kw_only=True, omit_defaults=True):
     load: int = 0  # steps it runs now
     runners: list[str] = []  # the runner kinds it can use now: "local", "dagger"
     labels: list[str] = []  # what its operator says it offers, e.g. "gpu"
+    # Its Dagger engine as it knows it: True answered (circuit closed), False failed or
+    # missing, None unknown (a local-only executor, or a probe under way); and why.
+    engine_reachable: bool | None = None
+    engine_detail: str = ""
+    circuits: dict[str, str] = {}  # runner -> its breaker's "closed" | "open" | "half_open"
+    # The step cache as this executor used it since ``started_at``: lookups by cache key
+    # that gave a step its result (hits) or did not (misses), and entries found whose
+    # outputs the object store had already dropped (its size limit or TTL).
+    started_at: datetime | None = None
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_outputs_gone: int = 0
 
     def subject(self) -> str:
         pool = check_token(self.pool, "pool")
         return f"{self.TYPE}.{pool}.{check_token(self.executor_id, 'executor id')}"
+
+    def is_live(self, age_s: float) -> bool:
+        """Whether an executor last heard from ``age_s`` ago counts as alive: one lost or
+        slow heartbeat must not make it stale, so it gets MISSED_BEATS of its intervals."""
+        return age_s <= MISSED_BEATS * self.interval_s
+
+
+# An executor is live until this many of its own heartbeat intervals pass in silence.
+MISSED_BEATS = 3.0
 
 
 class DeadLetterRecorded(Event, frozen=True, kw_only=True, omit_defaults=True):

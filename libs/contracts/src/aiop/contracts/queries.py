@@ -103,6 +103,7 @@ class WorkflowListQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
     until: datetime | None = None  # created before
     cursor: str | None = None  # from the previous page's next_cursor
     limit: int = 50
+    search: str | None = None  # a run's id, or part of its name (any case)
 
 
 class WorkflowListItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

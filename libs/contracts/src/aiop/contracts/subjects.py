@@ -16,6 +16,7 @@ STREAM_EXT = "AIOP_EXT"
 STREAM_DLQ = "AIOP_DLQ"
 STREAM_AGENT_WORK = "AIOP_AGENT_WORK"  # steps offered to agents (contracts.agents)
 STREAM_AGENT_REPORTS = "AIOP_AGENT_REPORTS"  # what agents said of them
+STREAM_WEBHOOKS = "AIOP_WEBHOOKS"  # deliveries to webhooks (contracts.webhooks)
 
 STREAM_SUBJECTS: dict[str, list[str]] = {
     # An executor's circuit changes are rare and worth keeping; its heartbeats are not
@@ -26,12 +27,13 @@ STREAM_SUBJECTS: dict[str, list[str]] = {
     STREAM_DLQ: ["aiop.dlq.>"],
     STREAM_AGENT_WORK: ["aiop.agent.work.>"],
     STREAM_AGENT_REPORTS: ["aiop.agent.report.>", "aiop.agent.withdrawn.>"],
+    STREAM_WEBHOOKS: ["aiop.webhook.>"],
 }
 
 
 # Work queues: a message read from one is gone for the service it was meant for, so
 # operators (``aiop tail``) never read them; their offers are seen in their reports.
-WORK_QUEUES = frozenset({STREAM_AGENT_WORK})
+WORK_QUEUES = frozenset({STREAM_AGENT_WORK, STREAM_WEBHOOKS})
 
 
 def stream_for(subject: str) -> str | None:
@@ -58,6 +60,10 @@ KV_REPORTS = "aiop_reports"  # reporter: workflow id -> WorkflowReport
 KV_CANCELS = "aiop_cancels"  # gateway: workflow id -> CancelRequest; executors, distributor watch
 KV_TEMPLATES = "aiop_templates"  # gateway: "<project>.<name>.<version>" -> Template
 KV_SECRETS = "aiop_secrets"  # gateway seals "<project>.<name>" -> StoredSecret; executors open
+KV_WEBHOOKS = "aiop_webhooks"  # reporter: "<project>.<webhook id>" -> a webhook and its secret
+KV_WEBHOOK_DELIVERIES = "aiop_webhook_deliveries"  # reporter: "<webhook id>.<delivery id>"
+KV_DLQ_REPLAYS = "aiop_dlq_replays"  # gateway: AIOP_DLQ seq -> when it was replayed, by whom
+KV_CONSOLE_SESSIONS = "aiop_console_sessions"  # gateway: the console's signed-in sessions
 
 # Executors announce themselves on core NATS: liveness is worthless once stale, so
 # heartbeats are never stored.

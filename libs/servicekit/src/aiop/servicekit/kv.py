@@ -124,7 +124,19 @@ class KeyMirror:
 
 
 async def current_values(kv: KeyValue, pattern: str, timeout_s: float = 5.0) -> list[bytes]:
-    """The values of the live keys matching ``pattern`` (a key filter), as they are now.
+    """The values of the live keys matching ``pattern`` (a key filter), as they are now."""
+    return [
+        entry.value
+        for entry in await current_entries(kv, pattern, timeout_s)
+        if entry.operation not in (KV_DEL, KV_PURGE) and entry.value
+    ]
+
+
+async def current_entries(
+    kv: KeyValue, pattern: str, timeout_s: float = 5.0
+) -> list[KeyValue.Entry]:
+    """The last entry of each key matching ``pattern`` (a key filter), as they are now:
+    values, and the delete markers of keys removed (while the bucket keeps them).
 
     Not by the watcher's "caught up" marker: nats-py sends it when the consumer reports
     nothing pending and nothing delivered yet, which also holds while the first messages
@@ -137,15 +149,14 @@ async def current_values(kv: KeyValue, pattern: str, timeout_s: float = 5.0) -> 
     if not info.state.subjects:
         return []
     watcher = await kv.watch(pattern)
-    values: list[bytes] = []
+    entries: list[KeyValue.Entry] = []
     try:
         while True:
             entry = await watcher.updates(timeout_s)  # type: ignore[no-untyped-call]
             if entry is None:  # the marker, before or after the entries
                 continue
-            if entry.operation not in (KV_DEL, KV_PURGE) and entry.value:
-                values.append(entry.value)
+            entries.append(entry)
             if entry.delta == 0:
-                return values
+                return entries
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]

@@ -207,7 +207,9 @@ class Service:
                 return
             await handler(value)
 
-        self.broker.subscriber(subject, queue=queue or "")(on_message)
+        # Never an answer: a JetStream publish on a subject listened to here carries a
+        # reply inbox for the stream's ack, and an empty reply racing it breaks the publish.
+        self.broker.subscriber(subject, queue=queue or "", no_reply=True)(on_message)
         self._record(Action.LISTEN, subject, kind, queue=queue)
 
     def answer(self, endpoint: Endpoint[Any, Any], handler: rpc.Answer) -> None:

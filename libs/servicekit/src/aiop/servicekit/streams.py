@@ -14,6 +14,7 @@ from aiop.contracts.subjects import (
     STREAM_EXT,
     STREAM_LOGS,
     STREAM_SUBJECTS,
+    STREAM_WEBHOOKS,
 )
 
 DAY = 24 * 3600.0
@@ -43,6 +44,13 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
                      **{**common, "retention": RetentionPolicy.WORK_QUEUE}),
         StreamConfig(name=STREAM_AGENT_REPORTS, subjects=STREAM_SUBJECTS[STREAM_AGENT_REPORTS],
                      max_age=DAY, max_bytes=1024**3, **common),
+        # A delivery to a webhook is gone once made or given up on (its record stays in
+        # KV). The hour of dedup spans a retry series: a source event redelivered
+        # meanwhile, published again, is dropped as the same delivery.
+        StreamConfig(name=STREAM_WEBHOOKS, subjects=STREAM_SUBJECTS[STREAM_WEBHOOKS],
+                     max_age=7 * DAY, max_bytes=1024**3,
+                     **{**common, "retention": RetentionPolicy.WORK_QUEUE,
+                        "duplicate_window": 3600.0}),
     ]  # fmt: skip
 
 

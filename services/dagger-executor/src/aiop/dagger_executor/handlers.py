@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from nats.js import JetStreamContext
 
@@ -27,9 +28,12 @@ from aiop.contracts import (
     WorkflowStarted,
 )
 from aiop.contracts.cancels import CANCEL_TTL_S, CancelRequest, decode_cancel
+from aiop.contracts.events import now
 from aiop.contracts.subjects import KV_CANCELS
+from aiop.dagger_executor.adapters.artifacts import CacheCounts
 from aiop.dagger_executor.adapters.claims import Claim, Claims
 from aiop.dagger_executor.adapters.runner import REQUIRED_CAPABILITIES
+from aiop.dagger_executor.adapters.selection import EngineStatus
 from aiop.dagger_executor.domain.naming import claim_key
 from aiop.dagger_executor.run import RunContext, WorkflowRun
 from aiop.servicekit import EventBus, KeyMirror, open_bucket
@@ -67,6 +71,8 @@ class Identity:
     withheld: Callable[[], frozenset[str]] = frozenset
     runners: list[str] = field(default_factory=lambda: ["local"])  # runner kinds it has
     labels: list[str] = field(default_factory=list)
+    engine: Callable[[], EngineStatus] = EngineStatus  # its Dagger engine, as known now
+    started_at: datetime = field(default_factory=now)  # since when its counts count
 
 
 class Executor:
@@ -215,6 +221,8 @@ class Executor:
         ident = self.identity
         while True:
             withheld = ident.withheld()
+            engine = ident.engine()
+            counts = self.ctx.store.counts if self.ctx.store is not None else CacheCounts()
             beat = ExecutorHeartbeat(
                 executor_id=ident.executor_id,
                 pool=ident.pool,
@@ -226,6 +234,13 @@ class Executor:
                 load=self.ctx.slots.load,
                 runners=[r for r in ident.runners if r not in withheld],
                 labels=ident.labels,
+                engine_reachable=engine.reachable,
+                engine_detail=engine.detail,
+                circuits=engine.circuits,
+                started_at=ident.started_at,
+                cache_hits=counts.hits,
+                cache_misses=counts.misses,
+                cache_outputs_gone=counts.outputs_gone,
             )
             with contextlib.suppress(Exception):  # a missed beat is made up by the next one
                 await self.bus.publish(beat)

@@ -37,7 +37,7 @@ from aiop.dagger_executor.adapters.fallback import FallbackRunner, circuit_annou
 from aiop.dagger_executor.adapters.isolation import choose
 from aiop.dagger_executor.adapters.publisher import RetryingPublisher
 from aiop.dagger_executor.adapters.secret_store import SecretStore
-from aiop.dagger_executor.adapters.selection import select_runner
+from aiop.dagger_executor.adapters.selection import engine_status, select_runner
 from aiop.dagger_executor.domain.naming import executor_id
 from aiop.dagger_executor.handlers import Executor, Identity
 from aiop.dagger_executor.run import RunContext
@@ -86,13 +86,14 @@ def build(settings: ExecutorSettings) -> Service:
     publisher = RetryingPublisher(svc.bus)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s,
                              settings.breaker_max_cooldown_s)  # fmt: skip
-    runner, _ = select_runner(settings.runner, isolation=isolation, breaker=breaker,
-                              announce=circuit_announcer(publisher.publish, me, pool))  # fmt: skip
+    runner, check = select_runner(settings.runner, isolation=isolation, breaker=breaker,
+                                  announce=circuit_announcer(publisher.publish, me, pool))  # fmt: skip
     runners = ["local", *(["dagger"] if runner.name == "dagger" else [])]
     caps = sorted({*settings.capabilities, *runners, *settings.labels})
     withheld = runner.withheld if isinstance(runner, FallbackRunner) else frozenset
     identity = Identity(me, pool, caps, settings.slots, settings.heartbeat_interval_s, withheld,
-                        runners=runners, labels=sorted(settings.labels))  # fmt: skip
+                        runners=runners, labels=sorted(settings.labels),
+                        engine=engine_status(settings.runner, runner, check))  # fmt: skip
     secret_store = SecretStore(settings.secrets_key_file, settings.stream_replicas)
     steps = StepStore(CacheLimits(settings.cache_ttl_s, settings.cache_max_bytes),
                       settings.stream_replicas)  # fmt: skip

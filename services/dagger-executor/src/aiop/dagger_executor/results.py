@@ -15,7 +15,7 @@ from typing import Any
 from aiop.contracts import StepSpec, WorkflowRequested
 from aiop.contracts.cache import cache_entry_key, resume_entry_key
 from aiop.contracts.events import now
-from aiop.dagger_executor.adapters.artifacts import StepStore, StoredEntry
+from aiop.dagger_executor.adapters.artifacts import CacheCounts, StepStore, StoredEntry
 from aiop.dagger_executor.domain.step_key import result_digest, step_key, uncached_result
 
 log = logging.getLogger("aiop.dagger_executor.results")
@@ -72,16 +72,22 @@ class RunResults:
             entry_key, source = resume_entry_key(wf, step.name), "resumed"
         else:
             return None
+        counts = self._store.counts if source == "cache" else None  # lookups by key only
         try:
             entry = await self._store.lookup(entry_key)
             if entry is None or not _may_take(entry, step, spec.project, source, wf):
+                _missed(counts)
                 return None
             digest = entry.outputs_digest
             if digest and not await self._store.restore(digest, workdir):
+                _missed(counts, outputs_gone=True)
                 return None
         except Exception:  # the cache is an optimisation: when it fails, the step runs
             log.warning("step cache lookup failed for %s; running it", step.name, exc_info=True)
+            _missed(counts)
             return None
+        if counts is not None:
+            counts.hits += 1
         self._results[step.name], self._outputs[step.name] = entry.result, entry.outputs_digest
         if source == "cache" and entry.workflow_id == wf:
             source = "resumed"  # an earlier attempt of this run stored it
@@ -142,3 +148,10 @@ def _may_take(entry: StoredEntry, step: StepSpec, project: str, source: str, wf:
     if source == "rerun":
         return entry.step == step.name
     return source == "cache" or entry.workflow_id == wf
+
+
+def _missed(counts: CacheCounts | None, outputs_gone: bool = False) -> None:
+    """Count a lookup by cache key that gave no result."""
+    if counts is not None:
+        counts.misses += 1
+        counts.outputs_gone += outputs_gone

@@ -9,6 +9,8 @@ from aiop.gateway.handlers import (
     agent_work,
     agents,
     cache,
+    dead_letters,
+    executors,
     history,
     keys,
     logs,
@@ -17,13 +19,17 @@ from aiop.gateway.handlers import (
     retention,
     schedules,
     secrets,
+    stats,
+    stream,
     templates,
     tokens,
+    trace,
     workflow_events,
     workflows,
 )
 from aiop.gateway.handlers import events as external_events
 from aiop.gateway.handlers import triggers as trigger_routes
+from aiop.gateway.handlers import webhooks as webhook_routes
 
 
 def create_app(gw: Gateway) -> FastAPI:
@@ -39,14 +45,20 @@ def create_app(gw: Gateway) -> FastAPI:
     app.include_router(logs.router(gw))
     app.include_router(workflow_events.router(gw))
     app.include_router(cache.router(gw))
+    app.include_router(executors.router(gw))
+    app.include_router(stats.router(gw))
+    app.include_router(trace.router(gw))
     app.include_router(keys.router(gw))
     app.include_router(secrets.router(gw))
     app.include_router(templates.router(gw))
     app.include_router(schedules.router(gw))
     app.include_router(trigger_routes.router(gw))
+    app.include_router(webhook_routes.router(gw))
     app.include_router(external_events.router(gw))
     app.include_router(agents.router(gw))
     app.include_router(agent_work.router(gw))
+    app.include_router(dead_letters.router(gw))
+    app.include_router(stream.router(gw))
 
     @app.get("/healthz", responses=openapi.problems(431))
     async def healthz() -> Response:

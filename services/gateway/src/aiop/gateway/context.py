@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -14,7 +15,9 @@ from aiop.gateway.adapters.step_cache import StepCache
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
 from aiop.gateway.domain.bearer import bearer_token
 from aiop.gateway.domain.finished import FinishedWorkflows
+from aiop.gateway.domain.fleet import Fleet
 from aiop.gateway.domain.grants import Grants
+from aiop.gateway.domain.owners import WorkflowOwners
 from aiop.gateway.domain.recent import RecentSubmissions
 from aiop.gateway.guards import client_address, too_many
 from aiop.gateway.problems import Problem, unauthorized
@@ -43,6 +46,10 @@ class Gateway:
     # The executors' public key: the gateway seals secrets to it and can never open them.
     sealing_key: X25519PublicKey | None = None
     agents: "AgentDesk | None" = None  # agents' work and leases, opened when the bus side starts
+    fleet: Fleet = field(default_factory=Fleet)  # the executors, from their heartbeats
+    trace_dir: Path | None = None  # where the services' span files are, if anywhere
+    owners: WorkflowOwners = field(default_factory=WorkflowOwners)  # workflow -> project
+    dlq_replays: KeyValue | None = None  # KV aiop_dlq_replays, opened when the bus side starts
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))

@@ -31,11 +31,13 @@ from aiop.contracts.endpoints import (
     PRUNE_WORKFLOWS,
     REVOKE_KEY,
     SAVE_TRIGGER,
+    WORKFLOW_STATS,
 )
 from aiop.contracts.events import StepOutputAppended, WorkflowSubmitted
 from aiop.contracts.secrets import load_public_key
 from aiop.contracts.subjects import KV_CANCELS, KV_SECRETS, KV_TEMPLATES, STREAM_LOGS
 from aiop.contracts.triggers import EXT_EVENTS, CloudEvent
+from aiop.gateway import console
 from aiop.gateway.adapters.http import HttpServer
 from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.step_cache import StepCache
@@ -44,10 +46,15 @@ from aiop.gateway.adapters.workflow_events import FOLLOWED
 from aiop.gateway.agent_desk import serve_agents
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
+from aiop.gateway.domain.fleet import Fleet
 from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.gateway.guards import Guards
 from aiop.gateway.handlers import mcp
+from aiop.gateway.handlers.dead_letters import serve_dead_letters
+from aiop.gateway.handlers.executors import follow_fleet
 from aiop.gateway.handlers.schedules import ENDPOINTS as SCHEDULES
+from aiop.gateway.handlers.stream import follow_streams
+from aiop.gateway.handlers.webhooks import ENDPOINTS as WEBHOOKS
 from aiop.servicekit import Service, ServiceSettings, open_bucket
 
 # The repository's examples/templates, where the gateway runs from a checkout.
@@ -75,6 +82,8 @@ class GatewaySettings(ServiceSettings):
     # offered again; a poll for work waits this long by default.
     agent_lease_ttl_s: float = 30.0
     agent_poll_wait_s: float = 20.0
+    # GET /v1/executors: an executor silent this long is dropped from the fleet table.
+    executor_forget_s: float = 300.0
 
 
 def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
@@ -87,6 +96,7 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.asks(LIST_KEYS, ISSUE_KEY, REVOKE_KEY)
     svc.asks(*SCHEDULES)  # task-manager keeps and fires them
     svc.asks(SAVE_TRIGGER, GET_TRIGGER, LIST_TRIGGERS, DELETE_TRIGGER, LIST_EVENTS)
+    svc.asks(*WEBHOOKS)  # the reporter keeps and delivers them
     svc.publishes_to(EXT_EVENTS, CloudEvent)  # POST /v1/events, for task-manager's triggers
     svc.uses_bucket(KV_CANCELS)  # a cancel request is a key there
     svc.uses_bucket(KV_SECRETS)  # sealed secrets: written, listed, deleted; never opened
@@ -100,7 +110,10 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
         settings.rate_limit_per_address,
         settings.rate_limit_token_requests,
     )
-    gw = Gateway(svc, settings.max_body_bytes, limits)
+    gw = Gateway(svc, settings.max_body_bytes, limits, trace_dir=settings.trace_dir,
+                 fleet=Fleet(settings.executor_forget_s))  # fmt: skip
+    follow_fleet(svc, gw)  # GET /v1/executors: heartbeats and circuit changes
+    svc.asks(WORKFLOW_STATS)  # GET /v1/stats: task-manager counts in PostgreSQL
 
     async def open_cancels() -> None:
         gw.cancels = await open_bucket(
@@ -126,12 +139,14 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
     svc.on_start(open_templates)
     svc.on_start(open_step_cache)
     svc.on_start(open_secrets)
+    serve_dead_letters(svc, gw, settings.stream_replicas)  # GET /v1/dead-letters, replays
+    follow_streams(svc)  # GET /v1/stream: the live tail
     serve_agents(svc, gw, settings.agent_lease_ttl_s, settings.agent_poll_wait_s,
                  settings.stream_replicas)  # fmt: skip
-    return svc, http_app(gw)
+    return svc, http_app(gw, settings.stream_replicas)
 
 
-def http_app(gw: Gateway) -> ASGIApp:
+def http_app(gw: Gateway, replicas: int = 1) -> ASGIApp:
     app = create_app(gw)
     # One server span per request; publishes and queries inside it continue its trace.
     FastAPIInstrumentor.instrument_app(
@@ -139,6 +154,7 @@ def http_app(gw: Gateway) -> ASGIApp:
     )
     served = Guards(FinishedStatusFastPath(app, gw, trace.get_tracer("aiop.gateway")), gw.limits)
     mcp.mount(app, served, gw)  # its tools call `served` in-process: guards, limits and all
+    console.mount(app, served, gw, replicas)  # /ui: its pages call `served` the same way
     return served
 
 

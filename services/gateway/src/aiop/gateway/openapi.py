@@ -35,20 +35,34 @@ from aiop.contracts.queries import (
 )
 from aiop.contracts.schedules import ScheduleIn, ScheduleList, ScheduleView
 from aiop.contracts.secrets import MAX_SECRET_BYTES, SecretList, SecretValue, SecretView
+from aiop.contracts.stats import WorkflowStats
 from aiop.contracts.templates import Template, TemplateList, TemplateRun
 from aiop.contracts.triggers import CloudEvent, EventPage, EventSent, Trigger, TriggerList
+from aiop.contracts.webhooks import (
+    DeliveryList,
+    Webhook,
+    WebhookCreated,
+    WebhookDelivery,
+    WebhookIn,
+    WebhookList,
+    WebhookPatch,
+)
 from aiop.contracts.workflow import MAX_STEPS, WorkflowSpec
+from aiop.gateway.adapters.dead_letters import DeadLetterPage, Replayed, ReplayRequest
+from aiop.gateway.adapters.event_tail import TailPage
 from aiop.gateway.adapters.logs import LogPage
-from aiop.gateway.adapters.step_cache import CacheList, Pruned
+from aiop.gateway.adapters.step_cache import CacheList, CacheStats, Pruned
+from aiop.gateway.adapters.traces import WorkflowTrace
 from aiop.gateway.adapters.workflow_events import WorkflowEventPage
 from aiop.gateway.domain.agents import schemas as agent_schemas
+from aiop.gateway.domain.fleet import ExecutorList
 from aiop.gateway.problems import MEDIA_TYPE
 
 REF = "#/components/schemas/{name}"
 TOKEN = r"^[A-Za-z0-9_\-]{1,128}$"  # names and ids that become subject tokens
 # What the routes check.
 PATTERNS = {"workflow_id": TOKEN, "key_id": r"^[0-9a-f]{12}$", "name": TOKEN, "project": TOKEN,
-            "set_id": TOKEN,
+            "set_id": TOKEN, "webhook_id": TOKEN, "delivery_id": TOKEN,
             "agent_id": r"^ag-[0-9a-f]{16}$", "lease_id": r"^[0-9]+-[0-9]+$",
             "key": r"^[0-9a-f]{64}$",
             "ref": r"^[a-z0-9][a-z0-9-]{0,62}(@[0-9A-Za-z][0-9A-Za-z.-]{0,31})?$"}  # fmt: skip
@@ -184,6 +198,10 @@ def schemas() -> dict[str, Any]:
             SecretList,
             CacheList,
             Pruned,
+            CacheStats,
+            ExecutorList,
+            WorkflowStats,
+            WorkflowTrace,
             Template,
             TemplateList,
             TemplateRun,
@@ -206,6 +224,17 @@ def schemas() -> dict[str, Any]:
             TaskView,
             TaskList,
             TaskRun,
+            WebhookIn,
+            WebhookPatch,
+            Webhook,
+            WebhookCreated,
+            WebhookList,
+            WebhookDelivery,
+            DeliveryList,
+            DeadLetterPage,
+            ReplayRequest,
+            Replayed,
+            TailPage,
         ],
         ref_template=REF,
     )

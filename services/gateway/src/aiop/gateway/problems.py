@@ -76,8 +76,11 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """Every method the API serves on ``path``, as its OpenAPI document lists them."""
+    paths = app.openapi()["paths"]
+    if path in paths:  # a fixed path wins over a template it also fits
+        return sorted(method.upper() for method in paths[path])
     methods: set[str] = set()
-    for template, operations in app.openapi()["paths"].items():
+    for template, operations in paths.items():
         if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
             methods |= {method.upper() for method in operations}
     return sorted(methods)

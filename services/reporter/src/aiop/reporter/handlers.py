@@ -1,5 +1,5 @@
-"""Thin handlers: events -> domain fold -> KV; query -> KV -> WorkflowReport; advisory ->
-dead-letter record."""
+"""Thin handlers: events -> domain fold -> KV (and webhook deliveries); query -> KV ->
+WorkflowReport; advisory -> dead-letter record."""
 
 import asyncio
 from collections.abc import Callable
@@ -12,6 +12,7 @@ from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.reporter.adapters.advisories import Advisory, record_advisory
 from aiop.reporter.adapters.reports import ReportStore
 from aiop.reporter.domain import ReportState, fold, to_report
+from aiop.reporter.webhooks import Webhooks
 from aiop.servicekit import Delivery, EventBus, Outcomes, Permanent
 from aiop.servicekit.rpc import QueryFailed
 
@@ -25,11 +26,16 @@ def _fold_all(state: ReportState | None, events: list[tuple[int, WorkflowEvent]]
 
 class Reporter:
     def __init__(
-        self, store: ReportStore, bus: EventBus, jetstream: Callable[[], JetStreamContext]
+        self,
+        store: ReportStore,
+        bus: EventBus,
+        jetstream: Callable[[], JetStreamContext],
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.jetstream = jetstream
+        self.webhooks = webhooks
 
     async def on_events(self, batch: list[Delivery[WorkflowEvent]]) -> Outcomes:
         """Fold a fetch of workflow and step events into their workflows' summaries: one
@@ -46,7 +52,14 @@ class Reporter:
 
         async def write(workflow_id: str, events: list[tuple[int, WorkflowEvent]]) -> None:
             try:
-                await self.store.change(workflow_id, lambda state: _fold_all(state, events))
+                state = await self.store.change(workflow_id, lambda state: _fold_all(state, events))
+                # After the fold, which knows the project. A failed publish retries these
+                # events: the fold takes them again unchanged, and the delivery messages'
+                # ids drop what was published before.
+                hooks = self.webhooks
+                if hooks is not None and hooks.wanted(state.project):
+                    assert state.project is not None
+                    await hooks.fan_out(state.project, [event for _, event in events])
             except Exception as exc:  # these events are retried; the other workflows' stand
                 for i, _ in events:
                     outcomes[i] = exc

@@ -25,6 +25,7 @@ from aiop.contracts.queries import (
     WorkflowQuery,
     WorkflowView,
 )
+from aiop.contracts.stats import StatsQuery, WorkflowStats
 from aiop.contracts.subjects import InvalidToken, check_token
 from aiop.contracts.workflow import WorkflowSpec
 from aiop.servicekit import Delivery, EventBus, Outcomes, Permanent
@@ -32,6 +33,7 @@ from aiop.servicekit.rpc import QueryFailed
 from aiop.task_manager.adapters import outbox, store
 from aiop.task_manager.adapters.db import open_pool
 from aiop.task_manager.adapters.outbox import OutboxRow
+from aiop.task_manager.adapters.stats import run_stats
 from aiop.task_manager.domain import Applied, Illegal, Workflow, fold, new_workflow
 
 log = logging.getLogger("aiop.task_manager")
@@ -136,6 +138,10 @@ class Handlers:
                 return await store.listing(conn, query)
         except store.BadCursor as exc:
             raise QueryFailed(400, str(exc)) from exc
+
+    async def stats(self, query: StatsQuery) -> WorkflowStats:
+        async with self.pool.acquire() as conn:
+            return await run_stats(conn, query)
 
     async def prune(self, ask: PruneRequest) -> Pruned:
         async with self.pool.acquire() as conn:

@@ -58,6 +58,7 @@ def build(settings: TaskManagerSettings) -> Service:
                       batch_size=128, linger_s=0.02)  # fmt: skip
     svc.answer(GET_WORKFLOW, h.get_workflow)
     svc.answer(LIST_WORKFLOWS, h.list_workflows)
+    svc.answer(ep.WORKFLOW_STATS, h.stats)
     svc.answer(GET_RUN_SOURCE, h.run_source)
     svc.answer(ep.PRUNE_WORKFLOWS, h.prune)
     projects = ProjectAnswers(lambda: h.pool)

@@ -91,12 +91,23 @@ def unpack(archive: bytes, dest: Path) -> None:
                 (dest / member.name).chmod(0o755)
 
 
+@dataclass
+class CacheCounts:
+    """How this executor used the step cache since it started; its heartbeat reports them
+    (GET /v1/stats/cache sums them over the fleet)."""
+
+    hits: int = 0  # a lookup by cache key gave the step its result
+    misses: int = 0  # it did not: no entry, one it may not take, or its outputs gone
+    outputs_gone: int = 0  # of the misses: an entry whose outputs were evicted
+
+
 class StepStore:
     """The cache index (KV) and the outputs (Object Store) every executor shares; usable
     once opened."""
 
     def __init__(self, limits: CacheLimits, replicas: int = 1) -> None:
         self.limits = limits
+        self.counts = CacheCounts()
         self._replicas = replicas
         self._kv: KeyValue | None = None
         self._objects: ObjectStore | None = None

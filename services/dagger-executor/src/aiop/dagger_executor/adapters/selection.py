@@ -1,11 +1,13 @@
 """Choosing the runner once at start-up, and saying why."""
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from aiop.dagger_executor.adapters.breaker import CircuitBreaker
+from aiop.dagger_executor.adapters.breaker import CircuitBreaker, State
 from aiop.dagger_executor.adapters.dagger_runner import DaggerRunner
 from aiop.dagger_executor.adapters.engine import EngineCheck, choose_runner, detect_engine
-from aiop.dagger_executor.adapters.fallback import Announce, FallbackRunner
+from aiop.dagger_executor.adapters.fallback import DAGGER, Announce, FallbackRunner
 from aiop.dagger_executor.adapters.isolation import Isolation
 from aiop.dagger_executor.adapters.local import LocalRunner
 from aiop.dagger_executor.adapters.runner import Runner
@@ -48,3 +50,29 @@ def select_runner(
         "local runner: %s", local.isolation.summary(),
     )  # fmt: skip
     return local, check
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """The Dagger engine as the executor knows it, for its heartbeat: ``reachable`` True
+    (it answers), False (it fails, or there is none), None (not used, or being probed)."""
+
+    reachable: bool | None = None
+    detail: str = ""
+    circuits: dict[str, str] = field(default_factory=dict)  # runner -> breaker state
+
+
+def engine_status(mode: str, runner: Runner, check: EngineCheck) -> Callable[[], EngineStatus]:
+    """What the heartbeat says of the engine: behind a breaker, its state now (the
+    breaker is what learns of failures and probes); otherwise the start-up check."""
+    if isinstance(runner, FallbackRunner):
+        breaker = runner.breaker
+
+        def current() -> EngineStatus:
+            reachable = {State.CLOSED: True, State.OPEN: False}.get(breaker.state)
+            return EngineStatus(reachable, breaker.reason or check.reason,
+                                {DAGGER: breaker.state.value})  # fmt: skip
+
+        return current
+    fixed = EngineStatus(None if mode == "local" else check.available, check.reason)
+    return lambda: fixed

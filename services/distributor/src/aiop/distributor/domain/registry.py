@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from aiop.contracts import ExecutorHeartbeat
 
-# An executor is live until this many of its own intervals pass without a heartbeat:
-# one lost heartbeat (or a slow one) must not cost a resend.
-MISSED_BEATS = 3.0
+# An executor is live until MISSED_BEATS of its own intervals pass without a heartbeat:
+# one lost heartbeat (or a slow one) must not cost a resend. The gateway's fleet table
+# (GET /v1/executors) calls an executor stale by the same rule.
+from aiop.contracts.events import MISSED_BEATS
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 archives they name (Object Store aiop_outputs)."""
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
@@ -9,7 +10,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import ObjectInfo
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from nats.js.object_store import ObjectStore
 
 from aiop.contracts.cache import (
@@ -22,7 +23,7 @@ from aiop.contracts.cache import (
     decode_entry,
 )
 from aiop.servicekit import open_bucket, open_object_store
-from aiop.servicekit.kv import current_values
+from aiop.servicekit.kv import current_entries, current_values
 
 LOAD_TIMEOUT_S = 10.0
 
@@ -36,6 +37,29 @@ class Pruned(msgspec.Struct, frozen=True, kw_only=True):
     removed_entries: int
     removed_outputs: int
     freed_bytes: int
+
+
+class CacheStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The step cache's size, and how well it serves (GET /v1/stats/cache says what each
+    number means)."""
+
+    entries: int
+    bytes: int
+    hits: int
+    misses: int
+    hit_rate: float | None  # hits / (hits + misses); None before any lookup
+    evictions: int  # removed + outputs_gone
+    removed: int
+    outputs_gone: int
+    window_s: float | None  # how far back hits, misses and outputs_gone reach
+    executors: int  # whose counters are summed
+
+
+@dataclass(frozen=True)
+class CacheSize:
+    entries: int  # cache entries (not resume records)
+    bytes: int  # of the output archives they name, or of all archives stored
+    removed: int  # entries removed (rm, prune) whose delete markers the bucket still keeps
 
 
 class StepCache:
@@ -60,6 +84,26 @@ class StepCache:
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
                 found.append(decode_entry(value))
         return found
+
+    async def size(self, projects: set[str] | None) -> CacheSize:
+        """How big the cache is: the entries of ``projects`` and the bytes of the outputs
+        they name (an archive shared counts once), or, for None, every entry and every
+        archive stored. ``removed`` is the whole bucket's: a marker names no project."""
+        entries, removed = [], 0
+        for item in await current_entries(self._kv, f"{CACHE_PREFIX}>", LOAD_TIMEOUT_S):
+            if item.operation in (KV_DEL, KV_PURGE) or not item.value:
+                removed += 1
+                continue
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                entry = decode_entry(item.value)
+                if projects is None or entry.project in projects:
+                    entries.append(entry)
+        if projects is None:
+            size = sum(i.size or 0 for i in await self._list_outputs() if not i.deleted)
+        else:
+            named = {e.outputs_digest: e.outputs_size for e in entries if e.outputs_digest}
+            size = sum(named.values())
+        return CacheSize(entries=len(entries), bytes=size, removed=removed)
 
     async def get(self, key: str) -> CacheEntry | None:
         try:

@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from aiop.contracts.events import now
 from aiop.gateway.access import allow, project_for
-from aiop.gateway.adapters.step_cache import CacheList, StepCache
+from aiop.gateway.adapters.step_cache import CacheList, CacheStats, StepCache
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.context import Gateway, authenticated
+from aiop.gateway.domain.fleet import window_s
 from aiop.gateway.openapi import BEARER, json_reply, problems
 from aiop.gateway.problems import Problem
 
@@ -21,11 +22,11 @@ MAX_AGE_S = 10 * 365 * 86400.0
 
 
 def router(gw: Gateway) -> APIRouter:
-    api = APIRouter(prefix="/v1/cache")
+    api = APIRouter()
     Caller = Annotated[Claims, Depends(authenticated(gw))]
     Project = Annotated[str | None, Query(description="One project; default: all of yours.")]
 
-    @api.get("", responses={200: json_reply("CacheList", "The step cache's entries"),
+    @api.get("/v1/cache", responses={200: json_reply("CacheList", "The step cache's entries"),
                             **problems(400, 401, 403, 404, 422, 429, 431, 503)}, openapi_extra=BEARER)  # fmt: skip
     async def entries(caller: Caller, project: Project = None) -> Response:
         mine = await _projects(gw, caller, project, "cache:read")
@@ -34,7 +35,41 @@ def router(gw: Gateway) -> APIRouter:
         body = CacheList(entries=found, total_outputs_bytes=sum(sizes.values()))
         return Response(msgspec.json.encode(body), media_type=JSON)
 
-    @api.delete("/{key}", responses={200: json_reply("CacheEntry", "The entry, now removed"),
+    # Not under /v1/cache: a fixed path there would also fit DELETE /v1/cache/{key}.
+    @api.get("/v1/stats/cache", responses={200: json_reply("CacheStats", "The step cache's size and use"),
+                                  **problems(400, 401, 403, 404, 422, 429, 431, 503)},
+             openapi_extra=BEARER)  # fmt: skip
+    async def stats(caller: Caller, project: Project = None) -> Response:
+        """How big the step cache is and how well it serves.
+
+        - ``entries``, ``bytes``: the cache entries now, and the bytes of the output
+          archives stored (with ``project``: its entries, and the archives they name).
+        - ``hits``, ``misses``: step-cache lookups by cache key, as the executors heard
+          from in the last minutes count them since each started (``window_s``: how far
+          back the oldest count reaches; ``executors``: how many are summed). A miss is
+          no entry, one of another project, or one whose outputs are gone. ``hit_rate``:
+          hits / (hits + misses), null before any lookup.
+        - ``evictions``: ``removed`` (entries removed by ``aiop cache rm|prune`` whose
+          delete markers the bucket still keeps, i.e. within its TTL) plus
+          ``outputs_gone`` (entries the executors found whose outputs the object store
+          had dropped, by its size limit or TTL). Entries the bucket expires by TTL leave
+          no trace, so they are not counted.
+
+        Hits, misses and evictions are the whole platform's: they name no project."""
+        mine = None if project is None else await _projects(gw, caller, project, "cache:read")
+        size = await _cache(gw).size(mine)
+        use = gw.fleet.cache_use()
+        looked_up = use.hits + use.misses
+        body = CacheStats(
+            entries=size.entries, bytes=size.bytes, hits=use.hits, misses=use.misses,
+            hit_rate=round(use.hits / looked_up, 4) if looked_up else None,
+            evictions=size.removed + use.outputs_gone, removed=size.removed,
+            outputs_gone=use.outputs_gone, window_s=window_s(use.since),
+            executors=use.executors,
+        )  # fmt: skip
+        return Response(msgspec.json.encode(body), media_type=JSON)
+
+    @api.delete("/v1/cache/{key}", responses={200: json_reply("CacheEntry", "The entry, now removed"),
                                      **problems(400, 401, 403, 404, 429, 431, 503)},
                 openapi_extra=BEARER)  # fmt: skip
     async def remove(key: str, caller: Caller) -> Response:
@@ -48,7 +83,7 @@ def router(gw: Gateway) -> APIRouter:
         await cache.remove(key)
         return Response(msgspec.json.encode(entry), media_type=JSON)
 
-    @api.delete("", responses={200: json_reply("Pruned", "What was removed"),
+    @api.delete("/v1/cache", responses={200: json_reply("Pruned", "What was removed"),
                                **problems(400, 401, 403, 404, 422, 429, 431, 503)},
                 openapi_extra=BEARER)  # fmt: skip
     async def prune(

@@ -53,6 +53,7 @@ def router(gw: Gateway) -> APIRouter:
         until: When = None,
         cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_\-]{1,512}$")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        search: Annotated[str | None, Query(description="A run's id, or part of its name.", pattern=r"^[^\x00]{1,128}$")] = None,
     ) -> Response:  # fmt: skip
         if project is not None and project not in caller.projects:
             raise Problem(404, f"no project {project}", kind="not-found")
@@ -60,7 +61,7 @@ def router(gw: Gateway) -> APIRouter:
             visible=sorted(caller.projects), project=project, task=task, states=state,
             template=template, labels=_labels(label), since=_time(since, "since"),
             until=_time(until, "until"), cursor=cursor,
-            limit=limit,
+            limit=limit, search=search,
         )  # fmt: skip
         try:
             return Response(await gw.svc.ask(LIST_WORKFLOWS, query), media_type=JSON)

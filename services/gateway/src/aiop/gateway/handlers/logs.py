@@ -97,7 +97,7 @@ async def _follow(
             entry = await reader.next(timeout=STATE_EVERY_S)
             now = time.monotonic()
             if entry is not None:
-                yield _event("output", msgspec.json.encode(entry), entry.seq)
+                yield sse_event("output", msgspec.json.encode(entry), entry.seq)
                 sent = now
             elif now - sent > KEEPALIVE_S:
                 yield b": still running\n\n"
@@ -108,10 +108,11 @@ async def _follow(
                     state = view.state if view is not None else state
                 checked = now
         for entry in await reader.stored():
-            yield _event("output", msgspec.json.encode(entry), entry.seq)
-        yield _event("end", msgspec.json.encode({"state": state}))
+            yield sse_event("output", msgspec.json.encode(entry), entry.seq)
+        yield sse_event("end", msgspec.json.encode({"state": state}))
 
 
-def _event(kind: str, data: bytes, event_id: int | None = None) -> bytes:
+def sse_event(kind: str, data: bytes, event_id: int | str | None = None) -> bytes:
+    """One Server-Sent Event; ``data`` is one line of JSON. Every SSE route writes these."""
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"

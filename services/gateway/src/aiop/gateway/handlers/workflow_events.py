@@ -16,7 +16,7 @@ from aiop.gateway.access import current_view, visible_view
 from aiop.gateway.adapters.tokens import Claims
 from aiop.gateway.adapters.workflow_events import ENDINGS, WorkflowEventPage, WorkflowEventReader
 from aiop.gateway.context import Gateway, authenticated
-from aiop.gateway.handlers.logs import JSON, KEEPALIVE_S, MAX_SEQ, SSE, STATE_EVERY_S
+from aiop.gateway.handlers.logs import JSON, KEEPALIVE_S, MAX_SEQ, SSE, STATE_EVERY_S, sse_event
 from aiop.gateway.openapi import BEARER, json_reply, problems
 from aiop.gateway.problems import Problem
 
@@ -89,7 +89,7 @@ async def _follow(gw: Gateway, workflow_id: str, after: int, state: str) -> Asyn
             entry = await reader.next(timeout=STATE_EVERY_S)
             now = time.monotonic()
             if entry is not None:
-                yield _event("event", msgspec.json.encode(entry), entry.seq)
+                yield sse_event("event", msgspec.json.encode(entry), entry.seq)
                 sent = now
                 if entry.type in ENDINGS:
                     state = ENDINGS[entry.type]
@@ -109,9 +109,4 @@ async def _follow(gw: Gateway, workflow_id: str, after: int, state: str) -> Asyn
                     ):
                         state = view.state
                         break
-        yield _event("end", msgspec.json.encode({"state": state}))
-
-
-def _event(kind: str, data: bytes, event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"
+        yield sse_event("end", msgspec.json.encode({"state": state}))

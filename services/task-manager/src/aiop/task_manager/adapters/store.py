@@ -228,10 +228,11 @@ async def listing(conn: Conn, q: WorkflowListQuery) -> WorkflowPage:
         "  and ($8::timestamptz is null or created_at >= $8)"
         "  and ($9::timestamptz is null or created_at < $9)"
         "  and ($10::timestamptz is null or (created_at, id) < ($10, $11))"
+        "  and ($13::text is null or id = $13 or strpos(lower(name), lower($13)) > 0)"
         " order by created_at desc, id desc limit $12",
         q.visible, q.project, q.task, q.states, template_name, template_version,
         json.dumps(q.labels), q.since, q.until,
-        after[0] if after else None, after[1] if after else "", limit + 1,
+        after[0] if after else None, after[1] if after else "", limit + 1, q.search,
     )  # fmt: skip
     items = [_list_item(r) for r in rows[:limit]]
     more = len(rows) > limit
