@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from aiop.devstack import until_sync
 from tests.e2e.conftest import Platform
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,13 @@ def test_runs_are_listed_with_what_started_them_and_paged_stably(platform: Platf
                           json={"parameters": {"marker": marker, "ok": "yes"}})  # fmt: skip
         assert reply.status_code == 202, reply.text
         by_api = reply.json()["workflow_id"]
-        listed = http.get("/v1/workflows", params={"template": "e2e-flaky", "limit": 100}).json()
+
+        def listing() -> Any:  # a run is listed once task-manager has taken it, not at 202
+            found = http.get("/v1/workflows", params={"template": "e2e-flaky", "limit": 100})
+            runs = found.json()["workflows"]
+            return found.json() if by_api in [r["workflow_id"] for r in runs] else None
+
+        listed = until_sync(listing, timeout_s=30, what="the run listed")
         ids = [run["workflow_id"] for run in listed["workflows"]]
         assert ids.index(by_api) < ids.index(by_cli["workflow_id"])  # newest first
         origins = {run["workflow_id"]: run["origin"]["kind"] for run in listed["workflows"]}

@@ -204,3 +204,9 @@ async def test_a_trigger_of_a_task_starts_the_task(platform: Env) -> None:
     assert view["task"] == "report"
     assert view["template"].startswith("data-processing@")
     assert view["parameters"]["group_by"] == "product"
+
+
+async def test_a_type_filter_with_a_nul_is_refused_before_postgresql_sees_it(env: Env) -> None:
+    reply = await env.client.get("/v1/events", params={"type": "a\x00b"}, headers=env.bearer())
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == "application/problem+json"

@@ -20,6 +20,7 @@ from aiop.gateway.console.web import PREFIX, Console
 
 UNFINISHED = ("failed", "timed_out", "cancelled")  # where a rerun starts by default
 REDRAW_S = 0.15  # a run's events come in bursts: one redraw per burst
+SETTLE_S = 0.5  # then once more, when task-manager's view has taken them
 
 
 def router(console: Console) -> APIRouter:
@@ -148,7 +149,11 @@ def origin_text(run: Mapping[str, Any]) -> str:
 async def _redraws(
     console: Console, api: AsyncClient, workflow_id: str, csrf: str
 ) -> AsyncIterator[bytes]:
-    """The run's header, graph and steps, redrawn after each burst of its events."""
+    """The run's header, graph and steps, redrawn after each burst of its events.
+
+    The view is task-manager's, which takes an event a moment after the stream has it:
+    each burst's redraw is followed by one more once things settled, and after the run's
+    last event the view is read until it too says the run ended."""
     changed = asyncio.Event()
     ended = asyncio.Event()
 
@@ -164,23 +169,29 @@ async def _redraws(
 
     listener = asyncio.create_task(listen())
     yield b"retry: 2000\n\n"
+    settling = False  # a redraw is owed once the view has caught up
     try:
         while True:
             try:
-                await asyncio.wait_for(changed.wait(), timeout=15.0)
+                await asyncio.wait_for(changed.wait(), timeout=SETTLE_S if settling else 15.0)
+                await asyncio.sleep(REDRAW_S)
+                settling = True
             except TimeoutError:
-                yield b": still here\n\n"
-                continue
-            await asyncio.sleep(REDRAW_S)
+                if not settling:
+                    yield b": still here\n\n"
+                    continue
+                settling = False
             changed.clear()
             try:
                 run = await api.status(workflow_id)
             except ApiError:
                 break
             yield sse_message(console.fragment("_run_live.html", **_run_context(run), csrf=csrf))
-            if ended.is_set() and run["state"] in TERMINAL_WORKFLOW_STATES:
+            if run["state"] in TERMINAL_WORKFLOW_STATES and ended.is_set():
                 yield sse_message("", event="end")
                 break
+            if ended.is_set():
+                settling = True  # its events are all in; its view is still catching up
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from aiop.client import AsyncClient
 from aiop.client.errors import ApiError
+from aiop.contracts.states import TERMINAL_WORKFLOW_STATES
 from aiop.gateway.console import charts
 from aiop.gateway.console.live import sse_headers, sse_message
 from aiop.gateway.console.web import PREFIX, Console
@@ -24,6 +25,10 @@ WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400
 FILTERS = ("project", "task", "state", "template", "window", "q")
 PAGE = 50
 COUNTS_EVERY_S = 2.0  # counts and chart are redrawn at most this often on a busy bus
+SETTLE_S = 0.5  # a run drawn is drawn again this much later, its view caught up
+LAGGING_ROUNDS = 40  # an ended run is read this many times at most until its view says so
+# The events that end a run: aiop.workflow.<one of these>.v1.
+ENDING = frozenset({"completed", "failed", "cancelled", "rejected"})
 
 
 def router(console: Console) -> APIRouter:
@@ -126,36 +131,43 @@ def matches(run: Mapping[str, Any], chosen: Mapping[str, str]) -> bool:
 async def _changes(
     console: Console, api: AsyncClient, chosen: dict[str, str], request: Request
 ) -> AsyncIterator[bytes]:
-    """Each run the bus says changed, as its new row; the counts and chart now and then."""
-    changed: asyncio.Queue[str] = asyncio.Queue()
+    """Each run the bus says changed, as its new row; the counts and chart now and then.
+
+    A row is task-manager's view, which takes an event a moment after the stream has it:
+    each run drawn is drawn once more when that moment has passed, and a run whose last
+    event ended it until its view says so too."""
+    changed: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
 
     async def listen() -> None:
         async for item in api.follow_stream(["aiop.workflow.>"]):
             if item.get("workflow_id"):
-                changed.put_nowait(str(item["workflow_id"]))
+                kind = str(item.get("type", "")).removeprefix("aiop.workflow.")
+                ending = kind.split(".")[0] in ENDING
+                changed.put_nowait((str(item["workflow_id"]), ending))
 
     listener = asyncio.create_task(listen())
     yield b"retry: 2000\n\n"
     counted, stale = 0.0, False  # when the counts were drawn; whether runs changed since
+    owed: dict[str, int] = {}  # runs to draw again once their view caught up: rounds left
     try:
         while not listener.done():
-            wait = max(0.05, COUNTS_EVERY_S - (time.monotonic() - counted)) if stale else 15.0
-            ids: set[str] = set()
+            waits = [15.0, *([SETTLE_S] if owed else [])]
+            if stale:
+                waits.append(max(0.05, COUNTS_EVERY_S - (time.monotonic() - counted)))
+            ids: dict[str, bool] = {}
             try:
-                ids.add(await asyncio.wait_for(changed.get(), timeout=wait))
+                workflow_id, ending = await asyncio.wait_for(changed.get(), timeout=min(waits))
+                ids[workflow_id] = ending
                 await asyncio.sleep(0.1)  # a run's events come in bursts: draw it once
                 while not changed.empty():
-                    ids.add(changed.get_nowait())
+                    workflow_id, ending = changed.get_nowait()
+                    ids[workflow_id] = ids.get(workflow_id, False) or ending
             except TimeoutError:
-                if not stale:
+                if not stale and not owed:
                     yield b": still here\n\n"
                     continue
-            html = []
-            for workflow_id in ids:
-                with contextlib.suppress(ApiError):  # removed meanwhile: nothing to draw
-                    run = await api.status(workflow_id)
-                    if matches(run, chosen):
-                        html.append(console.fragment("_run_row.html", run=run, live=True))
+                ids = dict.fromkeys(owed, False)
+            html = await _rows(console, api, chosen, ids, owed)
             stale = stale or bool(ids)
             if stale and time.monotonic() - counted >= COUNTS_EVERY_S:
                 counted, stale = time.monotonic(), False
@@ -169,3 +181,28 @@ async def _changes(
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+
+
+async def _rows(
+    console: Console, api: AsyncClient, chosen: Mapping[str, str], ids: Mapping[str, bool],
+    owed: dict[str, int],
+) -> list[str]:  # fmt: skip
+    """The rows of ``ids`` (run id -> whether an event just ended it); ``owed`` is kept:
+    a run drawn for new events is owed one more draw, or, when an event ended it and its
+    view does not say so yet, draws until it does."""
+    html = []
+    for workflow_id, ending in ids.items():
+        rounds = owed.pop(workflow_id, None)  # None: drawn for new events
+        try:
+            run = await api.status(workflow_id)
+        except ApiError:  # removed meanwhile: nothing to draw
+            continue
+        if matches(run, chosen):
+            html.append(console.fragment("_run_row.html", run=run, live=True))
+        if run["state"] in TERMINAL_WORKFLOW_STATES:
+            continue
+        if rounds is None or ending:
+            owed[workflow_id] = LAGGING_ROUNDS if ending else 1
+        elif rounds > 1:
+            owed[workflow_id] = rounds - 1
+    return html

@@ -113,7 +113,8 @@ def router(gw: Gateway) -> APIRouter:
     async def list_events(
         caller: Caller,
         project: str = DEFAULT_PROJECT,
-        type: Annotated[str | None, Query(description="Exact, or a prefix ending in *.")] = None,
+        # No NUL: PostgreSQL keeps no such character, and refuses the query outright.
+        type: Annotated[str | None, Query(description="Exact, or a prefix ending in *.", pattern=r"^[^\x00]{1,256}$")] = None,
         matched: Annotated[bool | None, Query(description="Some trigger matched it, or none did.")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
