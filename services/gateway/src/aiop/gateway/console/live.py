@@ -4,11 +4,11 @@ swaps the element of the same id, ``data-op="upsert"`` does too or, when the pag
 none yet, puts it first in ``data-into``; ``data-op="append"`` adds its children to the
 end of the element of its id."""
 
+from aiop.gateway.handlers.logs import sse_event
 
-def sse_message(html: str, event: str | None = None) -> bytes:
-    lines = [f"event: {event}"] if event else []
-    lines += [f"data: {line}" for line in html.splitlines() or [""]]
-    return ("\n".join(lines) + "\n\n").encode()
+
+def sse_message(html: str, event: str = "message") -> bytes:
+    return sse_event(event, html.encode())
 
 
 def sse_headers() -> dict[str, str]:

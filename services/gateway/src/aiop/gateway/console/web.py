@@ -8,7 +8,6 @@ console can see and do exactly what that principal's API key can over HTTP.
 
 import hmac
 from collections import OrderedDict
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,7 +175,3 @@ def ms(value: float | None) -> str:
 
 def seconds(value: float | None) -> str:
     return "" if value is None else ms(value * 1000)
-
-
-def query_without(params: Mapping[str, str], *drop: str) -> dict[str, str]:
-    return {k: v for k, v in params.items() if v and k not in drop}

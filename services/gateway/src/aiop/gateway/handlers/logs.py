@@ -113,6 +113,8 @@ async def _follow(
 
 
 def sse_event(kind: str, data: bytes, event_id: int | str | None = None) -> bytes:
-    """One Server-Sent Event; ``data`` is one line of JSON. Every SSE route writes these."""
+    """One Server-Sent Event; ``data`` is JSON, or any text (each of its lines is a
+    ``data:`` line, which the browser joins again). Every SSE route writes these."""
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"
+    lines = b"".join(b"data: " + line + b"\n" for line in data.splitlines() or [b""])
+    return f"{head}event: {kind}\n".encode() + lines + b"\n"
