@@ -31,6 +31,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from aiop.contracts.envelope import decode_event, event_type_of
 from aiop.contracts.events import Event
 from aiop.servicekit.delivery import DeadLetter, DeliveryPolicy, Permanent, settle
+from aiop.servicekit.tasks import cancel_and_wait
 
 log = logging.getLogger("aiop.consumer")
 tracer = trace.get_tracer("aiop.consumer")
@@ -339,7 +340,4 @@ async def _hand_back(msg: Msg) -> None:
 async def _finish_or_cancel(tasks: set[asyncio.Task[None]], deadline: float) -> None:
     timeout = max(0.0, deadline - asyncio.get_running_loop().time())
     _, late = await asyncio.wait(tasks, timeout=timeout)
-    for task in late:
-        task.cancel()
-    if late:
-        await asyncio.gather(*late, return_exceptions=True)
+    await cancel_and_wait(late)

@@ -13,6 +13,8 @@ from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from nats.js.object_store import ObjectStore
 
+from aiop.servicekit.tasks import cancel_and_wait
+
 log = logging.getLogger("aiop.servicekit.kv")
 
 
@@ -95,9 +97,7 @@ class KeyMirror:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         if self._watcher is not None:
             with contextlib.suppress(Exception):  # the connection may be gone already
                 await self._watcher.stop()  # type: ignore[no-untyped-call]

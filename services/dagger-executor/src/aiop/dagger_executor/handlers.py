@@ -37,6 +37,7 @@ from aiop.dagger_executor.adapters.selection import EngineStatus
 from aiop.dagger_executor.domain.naming import claim_key
 from aiop.dagger_executor.run import RunContext, WorkflowRun
 from aiop.servicekit import EventBus, KeyMirror, open_bucket
+from aiop.servicekit.tasks import cancel_and_wait
 
 log = logging.getLogger("aiop.dagger_executor")
 
@@ -111,9 +112,7 @@ class Executor:
         tasks = [held.task for held in self.running.values()] + list(self._cancelling)
         if self._heartbeat is not None:
             tasks.append(self._heartbeat)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         if self._cancels is not None:
             await self._cancels.close()
         await self.ctx.janitor.flush()

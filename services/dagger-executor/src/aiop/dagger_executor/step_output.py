@@ -9,12 +9,12 @@ published or kept in the tail; a step without secrets has nothing held back.
 """
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiop.contracts import Event, StepOutputAppended
 from aiop.dagger_executor.domain.output import OutputTail
 from aiop.dagger_executor.domain.scrub import Scrubber
+from aiop.servicekit.tasks import cancel_and_wait
 
 FLUSH_INTERVAL = 0.2
 MAX_CHUNK = 16 * 1024
@@ -69,9 +69,7 @@ class StepOutput:
         self._tail = OutputTail()
 
     async def close(self) -> None:
-        self._flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._flusher
+        await cancel_and_wait([self._flusher])
         for stream in self._buffers:
             self._keep(stream, self._streams[stream].end())
             await self._flush(stream)

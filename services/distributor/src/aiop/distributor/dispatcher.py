@@ -41,6 +41,7 @@ from aiop.distributor.domain.dispatch import (
 )
 from aiop.distributor.domain.registry import Registry
 from aiop.servicekit import EventBus, KeyMirror, open_bucket
+from aiop.servicekit.tasks import cancel_and_wait
 
 log = logging.getLogger("aiop.distributor")
 
@@ -100,11 +101,7 @@ class Distributor:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if hasattr(self, "feed"):
             await self.feed.stop()
         if hasattr(self, "cancels"):

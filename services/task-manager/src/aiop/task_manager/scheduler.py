@@ -19,6 +19,7 @@ import nats.errors
 from opentelemetry import trace
 
 from aiop.contracts.events import Origin
+from aiop.servicekit.tasks import cancel_and_wait
 from aiop.task_manager.adapters import Conn
 from aiop.task_manager.adapters import schedules as store
 from aiop.task_manager.adapters.outbox import OutboxRow
@@ -87,8 +88,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
 
     def wake(self) -> None:
         """A schedule was created or resumed: look again now."""

@@ -37,6 +37,7 @@ from aiop.dagger_executor.adapters.runner import (
     Runner,
     StepResult,
 )
+from aiop.servicekit.tasks import cancel_and_wait
 
 log = logging.getLogger("aiop.dagger_executor")
 
@@ -135,13 +136,10 @@ class FallbackRunner:
 
     async def close(self) -> None:
         if self._prober is not None:
-            self._prober.cancel()
-            await asyncio.gather(self._prober, return_exceptions=True)
+            await cancel_and_wait([self._prober])
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=ANNOUNCE_GRACE_S)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait(pending)
         await self.dagger.close()
         await self.local.close()
 

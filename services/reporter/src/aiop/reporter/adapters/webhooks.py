@@ -23,6 +23,7 @@ from aiop.contracts.subjects import KV_WEBHOOK_DELIVERIES, KV_WEBHOOKS
 from aiop.reporter.domain.webhooks import StoredDelivery, StoredWebhook
 from aiop.servicekit import open_bucket
 from aiop.servicekit.kv import current_values
+from aiop.servicekit.tasks import cancel_and_wait
 
 log = logging.getLogger("aiop.reporter.webhooks")
 
@@ -99,9 +100,7 @@ class WebhookStore(Keyed[StoredWebhook]):
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         if self._watcher is not None:
             with contextlib.suppress(Exception):  # the connection may be gone already
                 await self._watcher.stop()  # type: ignore[no-untyped-call]

@@ -20,6 +20,7 @@ from opentelemetry import propagate, trace
 from aiop.contracts.envelope import encode_event
 from aiop.contracts.events import Event
 from aiop.servicekit import EventBus
+from aiop.servicekit.tasks import cancel_and_wait
 
 log = logging.getLogger("aiop.task_manager.outbox")
 tracer = trace.get_tracer("aiop.task_manager.outbox")
@@ -84,8 +85,7 @@ class Outbox:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
 
     async def run(self) -> None:
         """Relay forever, backing off while PostgreSQL or NATS is away."""
