@@ -3,7 +3,7 @@
 import asyncio
 import sys
 
-from aiop.servicekit.tasks import cancel_and_wait
+from aiop.servicekit.tasks import cancel_and_wait, finish
 
 
 async def test_a_cancel_lost_by_wait_for_is_repeated() -> None:
@@ -59,3 +59,33 @@ async def test_finished_and_failed_tasks_are_left_as_they_are() -> None:
     await cancel_and_wait([done, failed])
     assert done.result() == 7
     assert isinstance(failed.exception(), RuntimeError)
+
+
+async def test_a_cleanup_runs_to_its_end_through_repeated_cancels() -> None:
+    steps: list[str] = []
+    begun, release = asyncio.Event(), asyncio.Event()
+
+    async def cleanup() -> None:
+        steps.append("begun")
+        begun.set()
+        await release.wait()
+        steps.append("ended")
+
+    async def streaming() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await finish(cleanup())
+
+    task = asyncio.create_task(streaming())
+    await asyncio.sleep(0)  # let it reach its wait
+    task.cancel()
+    await asyncio.wait_for(begun.wait(), timeout=10)
+    for _ in range(3):  # cancelled again and again, as a cancelled anyio scope does
+        task.cancel()
+        await asyncio.sleep(0)
+    assert not task.done()
+    release.set()
+    await asyncio.wait_for(asyncio.wait({task}), timeout=10)
+    assert steps == ["begun", "ended"]
+    assert task.cancelled()

@@ -1,7 +1,7 @@
 """Ending background tasks when a service stops."""
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 RECANCEL_S = 0.5
@@ -25,3 +25,20 @@ async def cancel_and_wait(tasks: Iterable["asyncio.Task[Any]"]) -> None:
     for task in stopping:
         if not task.cancelled():
             task.exception()  # retrieved: no "exception was never retrieved" at exit
+
+
+async def finish(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to its end even when the caller is cancelled meanwhile, then let
+    the cancel go on. For short cleanups in ``finally`` blocks of streaming answers, which
+    Starlette ends with a cancel delivered again at every await: otherwise the first await
+    of the cleanup ends it, and what it should have released stays behind."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()

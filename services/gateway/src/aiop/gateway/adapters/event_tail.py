@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from aiop.contracts.subjects import STREAM_DLQ, STREAM_EVENTS, STREAM_LOGS
+from aiop.servicekit.tasks import cancel_and_wait, finish
 
 # What the tail may read: the workflows' events, their output and the dead letters,
 # each message of which belongs to a workflow or to the platform (``audience``). Never a
@@ -99,12 +100,10 @@ class EventTail:
                 readers.append(asyncio.create_task(tail._read(sub), name=f"tail {stream}"))
             yield tail
         finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-            for sub in subs:
-                with contextlib.suppress(Exception):  # the consumer also expires by itself
-                    await sub.unsubscribe()
+            # Shielded: a streaming response is ended by a cancel that is delivered again
+            # at every await, which would leave the subscriptions behind with their
+            # messages (and hold the connection's drain at stop until its timeout).
+            await finish(_close(readers, subs))
 
     def event_id(self) -> str:
         """The SSE id: the sequence alone when one stream is read; ``AIOP:12,AIOP_DLQ:3``
@@ -155,3 +154,12 @@ class EventTail:
                         return item
         except TimeoutError:
             return None
+
+
+async def _close(
+    readers: list[asyncio.Task[None]], subs: list[JetStreamContext.PushSubscription]
+) -> None:
+    await cancel_and_wait(readers)
+    for sub in subs:
+        with contextlib.suppress(Exception):  # the consumer also expires by itself
+            await sub.unsubscribe()

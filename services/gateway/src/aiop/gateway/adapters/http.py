@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("aiop.gateway")
 STOP_GRACE_S = 5  # seconds (uvicorn takes whole ones)
@@ -31,12 +31,60 @@ class _Server(uvicorn.Server):
             self.listening.set()
 
 
+class EndStreamsAtStop:
+    """Streams (SSE, a followed log, a long poll) would hold a stop up until its grace ran
+    out: once stopping begins, a request whose body has been read hears that its client
+    left, so its handler ends at once; a response it leaves open is then ended properly,
+    and the client sees a complete stream (an EventSource reconnects later)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.stopping = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = False
+        started = finished = False
+
+        async def send_noting_the_end(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
+            await send(message)
+
+        async def receive_until_stop() -> Message:
+            nonlocal body_read
+            if not body_read:  # a body being read is read whole
+                message = await receive()
+                body_read = message["type"] != "http.request" or not message.get("more_body")
+                return message
+            if self.stopping.is_set():
+                return {"type": "http.disconnect"}
+            received = asyncio.ensure_future(receive())
+            stopping = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait({received, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if received.done():
+                return received.result()
+            received.cancel()
+            return {"type": "http.disconnect"}
+
+        await self.app(scope, receive_until_stop, send_noting_the_end)
+        if started and not finished and self.stopping.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class HttpServer:
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        # Requests that wait by design (an agent's long poll, a followed log, an MCP tool
-        # waiting for a run) would hold a stop up for minutes: they get this long.
-        config = uvicorn.Config(app, host, port, log_config=None, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=STOP_GRACE_S)  # fmt: skip
+    def __init__(self, app: ASGIApp, host: str, port: int, grace_s: int = STOP_GRACE_S) -> None:
+        # Requests still running at a stop (an MCP tool waiting for a run, a slow query)
+        # get this long; streams end at once (EndStreamsAtStop).
+        self._app = EndStreamsAtStop(app)
+        config = uvicorn.Config(self._app, host, port, log_config=None, access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=grace_s)  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port
@@ -55,5 +103,6 @@ class HttpServer:
     async def stop(self) -> None:
         """Stop accepting, let requests in progress finish."""
         if self._task is not None:
+            self._app.stopping.set()
             self._server.should_exit = True
             await asyncio.gather(self._task, return_exceptions=True)

@@ -18,6 +18,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from aiop.contracts.envelope import UndecodableEvent, decode_event
 from aiop.contracts.events import StepOutputAppended
 from aiop.contracts.subjects import STREAM_LOGS
+from aiop.servicekit.tasks import finish
 
 BATCH_WAIT_S = 0.5  # a message already pending arrives well within this
 
@@ -66,8 +67,7 @@ class LogReader:
         try:
             yield cls(sub, step)
         finally:
-            with contextlib.suppress(Exception):  # the consumer also expires by itself
-                await sub.unsubscribe()
+            await finish(_unsubscribe(sub))
 
     async def stored(self) -> list[LogEntry]:
         """Every entry stored now (from where the reader started)."""
@@ -101,3 +101,8 @@ class LogReader:
             text=event.text, attempt=event.attempt, try_number=event.try_number,
             time=event.occurred_at,
         )  # fmt: skip
+
+
+async def _unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
+    with contextlib.suppress(Exception):  # the consumer also expires by itself
+        await sub.unsubscribe()

@@ -24,6 +24,7 @@ from aiop.contracts.events import (
     WorkflowRejected,
 )
 from aiop.contracts.subjects import STREAM_EVENTS, stream_for
+from aiop.servicekit.tasks import finish
 
 BATCH_WAIT_S = 0.5  # a message already pending arrives well within this
 
@@ -90,8 +91,7 @@ class WorkflowEventReader:
         try:
             yield cls(sub)
         finally:
-            with contextlib.suppress(Exception):  # the consumer also expires by itself
-                await sub.unsubscribe()
+            await finish(_unsubscribe(sub))
 
     async def stored(self) -> list[WorkflowEventEntry]:
         """Every event stored now (from where the reader started)."""
@@ -126,3 +126,8 @@ def _entry(msg: Msg) -> WorkflowEventEntry | None:
         return None  # not an event of a known shape: nothing a reader can show
     kind = ".".join(msg.subject.split(".")[:4])  # an event's type is its subject's stem
     return WorkflowEventEntry(seq=msg.metadata.sequence.stream, type=kind, time=time, event=event)
+
+
+async def _unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
+    with contextlib.suppress(Exception):  # the consumer also expires by itself
+        await sub.unsubscribe()
