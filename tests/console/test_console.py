@@ -271,6 +271,15 @@ def test_the_fleet_and_the_event_pages_open(console: Console) -> None:
     expect(tail.filter(has_text="aiop.workflow.completed")).to_have_count(1, timeout=30_000)
     expect(page.locator("#tail-error")).to_have_count(0)
     shot(page, "events")
+    # The tail keeps its newest items only (500 on the page; 3 here, to see it happen).
+    page.evaluate("document.getElementById('tail').dataset.keep = '3'")
+    second = submit(console.platform, {"name": "tailed-again", "steps": [
+        {"name": "one", "run": ["echo", "again"], "cache": False}]})  # fmt: skip
+    ended = page.locator("ol#tail li.tail-item", has_text=second).filter(
+        has_text="aiop.workflow.completed"
+    )
+    expect(ended).to_have_count(1, timeout=30_000)
+    expect(page.locator("ol#tail > li")).to_have_count(3)
     open_page(page, "/ui/config")
     expect(page.locator("main")).to_contain_text("data-processing")
     shot(page, "config")

@@ -30,7 +30,19 @@ def streaming_app(ended: asyncio.Event) -> Starlette:
     async def echo(request: Request) -> Response:
         return Response(await request.body())
 
-    return Starlette(routes=[Route("/stream", stream), Route("/echo", echo, methods=["POST"])])
+    async def polls(request: Request) -> Response:
+        """Asks 20 times whether its client left, and says how many tasks that left."""
+        await request.body()
+        before = len(asyncio.all_tasks())
+        for _ in range(20):
+            assert not await request.is_disconnected()
+        for _ in range(3):  # a cancelled task ends on the loop's next turns
+            await asyncio.sleep(0)
+        return Response(str(len(asyncio.all_tasks()) - before))
+
+    return Starlette(routes=[
+        Route("/stream", stream), Route("/echo", echo, methods=["POST"]), Route("/polls", polls),
+    ])  # fmt: skip
 
 
 async def test_a_stop_ends_open_streams_without_waiting_out_its_grace(
@@ -67,5 +79,18 @@ async def test_a_body_sent_in_parts_is_read_whole() -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             response = await client.post("/echo", content=parts())
         assert response.content == b"one two three"
+    finally:
+        await server.stop()
+
+
+async def test_asking_whether_the_client_left_leaves_no_task_behind() -> None:
+    port = free_port()
+    server = HttpServer(streaming_app(asyncio.Event()), "127.0.0.1", port)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            response = await client.get("/polls")
+        assert response.status_code == 200
+        assert int(response.text) <= 0
     finally:
         await server.stop()

@@ -66,12 +66,14 @@ class EndStreamsAtStop:
                 return {"type": "http.disconnect"}
             received = asyncio.ensure_future(receive())
             stopping = asyncio.ensure_future(self.stopping.wait())
-            await asyncio.wait({received, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if received.done():
-                return received.result()
-            received.cancel()
-            return {"type": "http.disconnect"}
+            try:  # a caller polling for a disconnect cancels this at once: leave nothing
+                await asyncio.wait({received, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                answered = received.done()
+                if not answered:
+                    received.cancel()
+            return received.result() if answered else {"type": "http.disconnect"}
 
         await self.app(scope, receive_until_stop, send_noting_the_end)
         if started and not finished and self.stopping.is_set():

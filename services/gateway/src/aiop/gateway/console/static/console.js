@@ -20,9 +20,16 @@
       const into = document.getElementById(el.dataset.into);
       if (!into) return;
       into.prepend(el);
+      trim(into);
       const empty = document.getElementById("no-runs");
       if (empty) empty.remove();
     }
+  }
+
+  // A list that only grows (the event tail, the runs) keeps its newest data-keep items.
+  function trim(list) {
+    const keep = Number(list.dataset.keep);
+    while (keep > 0 && list.children.length > keep) list.lastElementChild.remove();
   }
 
   function apply(html) {
