@@ -63,3 +63,30 @@ async def test_a_run_gone_or_filtered_out_draws_nothing() -> None:
     Console.__init__(console, None, None)  # type: ignore[arg-type]
     rows = await runs._rows(console, Views(wf=["succeeded"]), chosen, {"wf": True}, {})  # type: ignore[arg-type]
     assert rows == []
+
+
+class Listing:
+    """``list_workflows`` and ``stats`` answers, as after a reconnect."""
+
+    def __init__(self, *states: str) -> None:
+        self.runs = [Views(**{f"wf{i}": [s]}) for i, s in enumerate(states)]
+        self.asked: dict[str, Any] = {}
+
+    async def list_workflows(self, **query: Any) -> dict[str, Any]:
+        self.asked = query
+        rows = [await views.status(next(iter(views.states))) for views in self.runs]
+        return {"workflows": rows, "next_cursor": None}
+
+    async def stats(self, **_: Any) -> dict[str, Any]:
+        return {"counts": {"failed": 1}, "buckets": []}
+
+
+async def test_a_connect_draws_the_first_page_oldest_first_then_the_counts() -> None:
+    console = Console.__new__(Console)
+    Console.__init__(console, None, None)  # type: ignore[arg-type]
+    listing = Listing("running", "failed")  # newest first, as the API lists them
+    html = await runs._caught_up(console, listing, CHOSEN)  # type: ignore[arg-type]
+    assert [h.split('"', 2)[1] for h in html[:2]] == ["run-wf1", "run-wf0"]
+    assert 'data-state="running"' in html[1]
+    assert 'id="counts"' in html[2]
+    assert listing.asked["limit"] == runs.PAGE

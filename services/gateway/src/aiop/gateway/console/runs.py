@@ -147,7 +147,11 @@ async def _changes(
 
     listener = asyncio.create_task(listen())
     yield b"retry: 2000\n\n"
-    counted, stale = 0.0, False  # when the counts were drawn; whether runs changed since
+    # The list as it is now, once the listener runs: after a reconnect, the runs that
+    # changed while the page was away (on the first connect, the rows it already has).
+    with contextlib.suppress(ApiError):
+        yield sse_message("".join(await _caught_up(console, api, chosen)))
+    counted, stale = time.monotonic(), False  # when the counts were drawn; runs changed since
     owed: dict[str, int] = {}  # runs to draw again once their view caught up: rounds left
     try:
         while not listener.done():
@@ -181,6 +185,17 @@ async def _changes(
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+
+
+async def _caught_up(console: Console, api: AsyncClient, chosen: Mapping[str, str]) -> list[str]:
+    """The first page's rows, oldest first (each goes on top, or where it is already),
+    and the counts."""
+    page = await api.list_workflows(**list_query(chosen), limit=PAGE)
+    html = [console.fragment("_run_row.html", run=run) for run in reversed(page["workflows"])]
+    stats = await api.stats(**stats_query(chosen))
+    html.append(console.fragment("_counts.html", stats=stats, chosen=chosen, states=STATES,
+                                 chart=charts.throughput(stats)))  # fmt: skip
+    return html
 
 
 async def _rows(
