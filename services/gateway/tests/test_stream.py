@@ -3,11 +3,14 @@
 executors' circuit changes and (with the default project) the platform's dead letters,
 resumed after the Last-Event-ID it was sent."""
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from aiop.auth.adapters.keys import SigningKey
@@ -24,9 +27,10 @@ from aiop.contracts.events import (
 )
 from aiop.contracts.queries import WorkflowQuery, WorkflowView
 from aiop.contracts.workflow import WorkflowSpec
+from aiop.gateway.console.transport import StreamingASGITransport
 from aiop.servicekit import rpc
 
-from .conftest import GOOD, Env
+from .conftest import GOOD, Env, running
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +194,28 @@ async def test_resumed_after_the_last_event_id(env: Env, stored: datetime) -> No
     assert page.json()["last_event_id"].startswith("AIOP:")
     # Without an id or since, a tail starts at the end: nothing stored is sent.
     assert await tail(env) == []
+
+
+async def test_a_caller_may_keep_only_so_many_tails_open(nats_url: str, tmp_path: Path) -> None:
+    async with running(nats_url, tmp_path, max_tails_per_caller=2) as env:
+        assert env.app is not None
+        streaming = httpx.AsyncClient(
+            transport=StreamingASGITransport(env.app), base_url="http://gateway",
+            headers={**env.bearer(), "Accept": "text/event-stream"}, timeout=10,
+        )  # fmt: skip
+        async with streaming:
+            async with contextlib.AsyncExitStack() as open_tails:
+                for _ in range(2):
+                    tail = await open_tails.enter_async_context(
+                        streaming.stream("GET", "/v1/stream")
+                    )
+                    assert tail.status_code == 200
+                refused = await streaming.get("/v1/stream")
+                assert refused.status_code == 429
+                assert refused.json()["type"].endswith("too-many-tails")
+                assert "2 live tails" in refused.json()["detail"]
+                paged = await streaming.get("/v1/stream", headers={"Accept": "application/json"})
+                assert paged.status_code == 200  # a page holds nothing open
+            # Both closed: their slots are given back.
+            async with streaming.stream("GET", "/v1/stream") as tail:
+                assert tail.status_code == 200

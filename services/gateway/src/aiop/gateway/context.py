@@ -19,6 +19,7 @@ from aiop.gateway.domain.fleet import Fleet
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.owners import WorkflowOwners
 from aiop.gateway.domain.recent import RecentSubmissions
+from aiop.gateway.domain.tails import TailSlots
 from aiop.gateway.guards import client_address, too_many
 from aiop.gateway.problems import Problem, unauthorized
 from aiop.servicekit import Service
@@ -50,6 +51,7 @@ class Gateway:
     trace_dir: Path | None = None  # where the services' span files are, if anywhere
     owners: WorkflowOwners = field(default_factory=WorkflowOwners)  # workflow -> project
     dlq_replays: KeyValue | None = None  # KV aiop_dlq_replays, opened when the bus side starts
+    tails: TailSlots = field(default_factory=TailSlots)  # GET /v1/stream tails open, per caller
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))

@@ -47,6 +47,7 @@ from aiop.gateway.agent_desk import serve_agents
 from aiop.gateway.app import create_app
 from aiop.gateway.context import Gateway
 from aiop.gateway.domain.fleet import Fleet
+from aiop.gateway.domain.tails import TailSlots
 from aiop.gateway.fastpath import FinishedStatusFastPath
 from aiop.gateway.guards import Guards
 from aiop.gateway.handlers import mcp
@@ -84,6 +85,10 @@ class GatewaySettings(ServiceSettings):
     agent_poll_wait_s: float = 20.0
     # GET /v1/executors: an executor silent this long is dropped from the fleet table.
     executor_forget_s: float = 300.0
+    # GET /v1/stream: live tails one caller may have open at once (each holds up to three
+    # server-side consumers; each open console run list or event page is one); the next
+    # is refused with 429 until one closes.
+    max_tails_per_caller: int = Field(default=16, ge=1)
 
 
 def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
@@ -111,7 +116,8 @@ def bus_and_app(settings: GatewaySettings) -> tuple[Service, ASGIApp]:
         settings.rate_limit_token_requests,
     )
     gw = Gateway(svc, settings.max_body_bytes, limits, trace_dir=settings.trace_dir,
-                 fleet=Fleet(settings.executor_forget_s))  # fmt: skip
+                 fleet=Fleet(settings.executor_forget_s),
+                 tails=TailSlots(settings.max_tails_per_caller))  # fmt: skip
     follow_fleet(svc, gw)  # GET /v1/executors: heartbeats and circuit changes
     svc.asks(WORKFLOW_STATS)  # GET /v1/stats: task-manager counts in PostgreSQL
 

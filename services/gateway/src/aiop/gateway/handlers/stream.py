@@ -5,7 +5,8 @@ changes concern everyone; a dead letter is shown as ``GET /v1/dead-letters`` sho
 
 import logging
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -120,9 +121,14 @@ def router(gw: Gateway) -> APIRouter:
         if JSON in accept and SSE not in accept:  # a page, for a caller that cannot stream
             page = await _page(gw, caller, filters, patterns, workflow, start, after, limit)
             return Response(msgspec.json.encode(page), media_type=JSON)
+        give_back = gw.tails.take(caller.sub)
+        if give_back is None:
+            raise Problem(429, f"{caller.sub} has {gw.tails.most} live tails open already,"
+                          " the most one caller may: close one first", kind="too-many-tails")  # fmt: skip
+        body = _tail(gw, caller, filters, patterns, workflow, start, after, idle_s, give_back)
+        weakref.finalize(body, give_back)  # an answer dropped before it began streaming
         return StreamingResponse(
-            _tail(gw, caller, filters, patterns, workflow, start, after, idle_s),
-            media_type=SSE, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            body, media_type=SSE, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )  # fmt: skip
 
     return api
@@ -162,28 +168,33 @@ async def _tail(
     since: datetime | None,
     after: dict[str, int],
     idle_s: float | None,
+    give_back: Callable[[], None],
 ) -> AsyncIterator[bytes]:
     """The events the caller may see, with a comment line when quiet, until the client
-    goes (the response is cancelled), the gateway stops, or ``idle_s`` passes quiet."""
-    async with EventTail.open(gw.svc.js, filters, since, after) as tail:
-        sent = quiet_since = time.monotonic()
-        while True:
-            try:
-                msg = await tail.next(timeout=min(KEEPALIVE_S, idle_s or KEEPALIVE_S))
-            except Closed as exc:
-                log.info("tail closed: %s", exc)
-                return
-            now = time.monotonic()
-            data = None if msg is None else await _shown(gw, caller, msg, patterns, workflow)
-            if msg is not None and data is not None:
-                yield sse_event(data.type, msgspec.json.encode(data), tail.event_id())
-                sent = quiet_since = now
-            elif idle_s is not None and now - quiet_since >= idle_s:
-                yield sse_event("end", b'{"reason":"idle"}', tail.event_id())
-                return
-            elif now - sent >= KEEPALIVE_S:
-                yield b": keepalive\n\n"
-                sent = now
+    goes (the response is cancelled), the gateway stops, or ``idle_s`` passes quiet;
+    then the caller's tail slot is given back."""
+    try:
+        async with EventTail.open(gw.svc.js, filters, since, after) as tail:
+            sent = quiet_since = time.monotonic()
+            while True:
+                try:
+                    msg = await tail.next(timeout=min(KEEPALIVE_S, idle_s or KEEPALIVE_S))
+                except Closed as exc:
+                    log.info("tail closed: %s", exc)
+                    return
+                now = time.monotonic()
+                data = None if msg is None else await _shown(gw, caller, msg, patterns, workflow)
+                if msg is not None and data is not None:
+                    yield sse_event(data.type, msgspec.json.encode(data), tail.event_id())
+                    sent = quiet_since = now
+                elif idle_s is not None and now - quiet_since >= idle_s:
+                    yield sse_event("end", b'{"reason":"idle"}', tail.event_id())
+                    return
+                elif now - sent >= KEEPALIVE_S:
+                    yield b": keepalive\n\n"
+                    sent = now
+    finally:
+        give_back()
 
 
 async def _page(
