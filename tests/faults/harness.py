@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import nats
 from nats.aio.client import Client
+from nats.js.api import StorageType, StreamConfig
 
 from aiop.cli.identities import ADMIN, authorization
 from aiop.cli.supervisor import Supervisor
@@ -120,17 +121,25 @@ def nats_nodes(root: Path, count: int, bus: dict[str, Any]) -> list[NatsServer]:
     ]  # fmt: skip
 
 
-async def jetstream_ready(nc: Client, timeout: float = 60) -> None:
-    """A new cluster answers JetStream requests only once it has elected a meta leader."""
+async def jetstream_ready(nc: Client, replicas: int = 1, timeout: float = 60) -> None:
+    """A new cluster answers JetStream requests only once it has elected a meta leader,
+    and places a stream of ``replicas`` only once that many peers are online: a probe
+    stream is created (and removed) to know."""
+    js = nc.jetstream()
+    probe = StreamConfig(name="AIOP_PLACEMENT_PROBE", subjects=["aiop-placement-probe"],
+                         num_replicas=replicas, storage=StorageType.MEMORY)  # fmt: skip
 
     async def answers() -> bool:
         try:
-            await nc.jetstream().account_info()
+            await js.account_info()
+            if replicas > 1:
+                await js.add_stream(probe)
+                await js.delete_stream(probe.name or "")
         except Exception:
             return False
         return True
 
-    await until(answers, timeout, "JetStream answering")
+    await until(answers, timeout, f"JetStream answering and placing {replicas} replicas")
 
 
 @contextlib.asynccontextmanager
@@ -148,7 +157,7 @@ async def running(root: Path, nodes: int = 1) -> AsyncIterator[Platform]:
     )  # fmt: skip
     platform = Platform(root, servers, postgres, nc, f"http://127.0.0.1:{free_port()}")
     try:
-        await jetstream_ready(nc)
+        await jetstream_ready(nc, replicas=nodes)
         platform.supervisor = await launch_services(
             nc, platform.state, platform.nats_url, postgres, platform.gateway_url,
             platform.log.append, replicas=3 if nodes > 1 else 1, extra_env=FAULT_ENV,
