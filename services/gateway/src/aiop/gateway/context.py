@@ -1,15 +1,16 @@
 """What every route needs: the bus, the token check, the body limit, what is remembered."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from fastapi import Request
 from nats.js.kv import KeyValue
 
-from aiop.contracts.endpoints import JWKS
+from aiop.contracts.endpoints import JWKS, Endpoint
 from aiop.gateway.adapters.ratelimits import RateLimits
 from aiop.gateway.adapters.step_cache import StepCache
 from aiop.gateway.adapters.tokens import AuthUnavailable, Claims, InvalidToken, TokenVerifier
@@ -19,6 +20,7 @@ from aiop.gateway.domain.fleet import Fleet
 from aiop.gateway.domain.grants import Grants
 from aiop.gateway.domain.owners import WorkflowOwners
 from aiop.gateway.domain.recent import RecentSubmissions
+from aiop.gateway.domain.submission import MalformedBody, decode_json
 from aiop.gateway.domain.tails import TailSlots
 from aiop.gateway.guards import client_address, too_many
 from aiop.gateway.problems import Problem, unauthorized
@@ -55,6 +57,20 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(lambda: self.svc.ask(JWKS, {}))
+
+
+async def ask_service(
+    gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struct, service: str,
+    kinds: Mapping[int, str],
+) -> bytes:  # fmt: skip
+    """``service``'s answer. A failure whose code ``kinds`` names is the caller's to fix,
+    answered as the gateway's own problem of that kind; any other is ``upstream``'s."""
+    try:
+        return await gw.svc.ask(endpoint, request)
+    except QueryFailed as exc:
+        if exc.code in kinds:
+            raise Problem(exc.code, exc.description, kind=kinds[exc.code]) from None
+        raise upstream(exc, service) from exc
 
 
 def upstream(exc: QueryFailed, what: str) -> Problem:
@@ -122,3 +138,11 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise too_large
     return bytes(body)
+
+
+async def request_json(gw: Gateway, request: Request) -> Any:
+    """The request's JSON body (``read_body``'s limits), or a 400 if it is not JSON."""
+    try:
+        return decode_json(await read_body(request, gw.max_body_bytes))
+    except MalformedBody:
+        raise Problem(400, "the body is not JSON", kind="malformed") from None

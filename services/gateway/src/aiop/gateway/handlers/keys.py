@@ -6,6 +6,7 @@ tokens at once; the tokens it already got expire within their lifetime (15 minut
 """
 
 import re
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import msgspec
@@ -15,13 +16,13 @@ from starlette.responses import Response
 from aiop.contracts.endpoints import ISSUE_KEY, LIST_KEYS, REVOKE_KEY, Endpoint
 from aiop.contracts.queries import KeyRevocation, KeysRequest
 from aiop.gateway.adapters.tokens import Claims
-from aiop.gateway.context import Gateway, authenticated, upstream
+from aiop.gateway.context import Gateway, ask_service, authenticated
 from aiop.gateway.openapi import BEARER, json_reply, problems
 from aiop.gateway.problems import Problem
-from aiop.servicekit.rpc import QueryFailed
 
 JSON = "application/json"
 KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+KINDS = {404: "not-found"}  # no such key, or a principal auth no longer knows
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -70,10 +71,5 @@ def router(gw: Gateway) -> APIRouter:
     return api
 
 
-async def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], payload: msgspec.Struct) -> bytes:
-    try:
-        return await gw.svc.ask(endpoint, payload)
-    except QueryFailed as exc:
-        if exc.code == 404:  # no such key, or a principal auth no longer knows
-            raise Problem(404, exc.description, kind="not-found") from exc
-        raise upstream(exc, "auth") from exc
+def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struct) -> Awaitable[bytes]:
+    return ask_service(gw, endpoint, request, "auth", KINDS)

@@ -7,6 +7,7 @@ even named (404).
 """
 
 import re
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import msgspec
@@ -26,10 +27,9 @@ from aiop.contracts.schedules import (
 from aiop.contracts.secrets import DEFAULT_PROJECT
 from aiop.gateway.access import checked, project_for
 from aiop.gateway.adapters.tokens import Claims
-from aiop.gateway.context import Gateway, authenticated, read_body, upstream
+from aiop.gateway.context import Gateway, ask_service, authenticated, read_body
 from aiop.gateway.openapi import BEARER, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
-from aiop.servicekit.rpc import QueryFailed
 
 JSON = "application/json"
 _WHERE = re.compile(r"at `\$\.?([^`]*)`")  # msgspec's "... - at `$.policy`"
@@ -142,10 +142,5 @@ def _schedule_in(body: bytes) -> ScheduleIn:
     return given
 
 
-async def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], ask: msgspec.Struct) -> bytes:
-    try:
-        return await gw.svc.ask(endpoint, ask)
-    except QueryFailed as exc:
-        if exc.code in KINDS:  # the caller's to fix: an unknown name, a taken one, bad cron
-            raise Problem(exc.code, exc.description, kind=KINDS[exc.code]) from exc
-        raise upstream(exc, "task-manager") from exc
+def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struct) -> Awaitable[bytes]:
+    return ask_service(gw, endpoint, request, "task-manager", KINDS)

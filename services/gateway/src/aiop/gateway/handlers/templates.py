@@ -29,8 +29,7 @@ from aiop.contracts.workflow import InvalidWorkflow, WorkflowSpec
 from aiop.gateway.access import project_for
 from aiop.gateway.adapters import templates as store
 from aiop.gateway.adapters.tokens import Claims
-from aiop.gateway.context import Gateway, authenticated, read_body
-from aiop.gateway.domain.submission import MalformedBody, decode_json
+from aiop.gateway.context import Gateway, authenticated, read_body, request_json
 from aiop.gateway.handlers.workflows import publish_submission
 from aiop.gateway.openapi import BEARER, IDEMPOTENCY_KEY, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
@@ -88,7 +87,7 @@ def router(gw: Gateway) -> APIRouter:
         ref: str, request: Request, caller: Caller, project: str = DEFAULT_PROJECT
     ) -> Response:
         project = await project_for(gw, caller, project, "template:write")
-        given = _template_in(ref, project, await _json(gw, request))
+        given = _template_in(ref, project, await request_json(gw, request))
         kv = _bucket(gw)
         builtin = await _unavailable_on_error(store.builtin_versions(kv, given.name), "read")
         if builtin:
@@ -191,13 +190,6 @@ def _pointer(error: str) -> dict[str, str]:
     if where == "(parameters)":
         return {"pointer": "/parameters", "detail": detail}
     return {"pointer": "/parameters/" + where, "detail": detail}
-
-
-async def _json(gw: Gateway, request: Request) -> Any:
-    try:
-        return decode_json(await read_body(request, gw.max_body_bytes))
-    except MalformedBody:
-        raise Problem(400, "the body is not JSON", kind="malformed") from None
 
 
 async def _unavailable_on_error(work: Awaitable[T], what: str) -> T:

@@ -2,13 +2,20 @@
 task-manager (aiop.contracts.triggers says what a trigger is). Another project's
 triggers are not even named (404)."""
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from aiop.contracts.endpoints import DELETE_TRIGGER, GET_TRIGGER, LIST_TRIGGERS, SAVE_TRIGGER
+from aiop.contracts.endpoints import (
+    DELETE_TRIGGER,
+    GET_TRIGGER,
+    LIST_TRIGGERS,
+    SAVE_TRIGGER,
+    Endpoint,
+)
 from aiop.contracts.triggers import (
     DEFAULT_PROJECT,
     Trigger,
@@ -19,14 +26,13 @@ from aiop.contracts.triggers import (
 )
 from aiop.gateway.access import checked, project_for
 from aiop.gateway.adapters.tokens import Claims
-from aiop.gateway.context import Gateway, authenticated, read_body, upstream
-from aiop.gateway.domain.submission import MalformedBody, decode_json
+from aiop.gateway.context import Gateway, ask_service, authenticated, request_json
 from aiop.gateway.openapi import BEARER, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
-from aiop.servicekit.rpc import QueryFailed
 
 JSON = "application/json"
 _saved = msgspec.json.Decoder(TriggerSaved)
+KINDS = {404: "not-found", 422: "invalid-trigger"}
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -46,7 +52,7 @@ def router(gw: Gateway) -> APIRouter:
         request: Request, caller: Caller, project: str = DEFAULT_PROJECT
     ) -> Response:
         project = await project_for(gw, caller, project, "trigger:write")
-        trigger = _trigger_in(await _json(gw, request), project, caller.sub)
+        trigger = _trigger_in(await request_json(gw, request), project, caller.sub)
         saved = _saved.decode(await _ask(gw, SAVE_TRIGGER, trigger))
         body = msgspec.json.encode(saved.trigger)
         return Response(body, 201 if saved.created else 200, media_type=JSON)
@@ -115,19 +121,5 @@ def _trigger_in(raw: Any, project: str, principal: str) -> Trigger:
     return trigger
 
 
-async def _ask(gw: Gateway, endpoint: Any, request: msgspec.Struct) -> bytes:
-    try:
-        return await gw.svc.ask(endpoint, request)
-    except QueryFailed as exc:
-        if exc.code == 404:
-            raise Problem(404, exc.description, kind="not-found") from None
-        if exc.code == 422:
-            raise Problem(422, exc.description, kind="invalid-trigger") from None
-        raise upstream(exc, "task-manager") from exc
-
-
-async def _json(gw: Gateway, request: Request) -> Any:
-    try:
-        return decode_json(await read_body(request, gw.max_body_bytes))
-    except MalformedBody:
-        raise Problem(400, "the body is not JSON", kind="malformed") from None
+def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struct) -> Awaitable[bytes]:
+    return ask_service(gw, endpoint, request, "task-manager", KINDS)

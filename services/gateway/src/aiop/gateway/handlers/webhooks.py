@@ -2,7 +2,7 @@
 reporter (aiop.contracts.webhooks says what a webhook is; docs/webhooks.md what it
 receives). Another project's webhooks are not even named (404)."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -34,11 +34,9 @@ from aiop.contracts.webhooks import (
 )
 from aiop.gateway.access import checked, project_for
 from aiop.gateway.adapters.tokens import Claims
-from aiop.gateway.context import Gateway, authenticated, read_body, upstream
-from aiop.gateway.domain.submission import MalformedBody, decode_json
+from aiop.gateway.context import Gateway, ask_service, authenticated, request_json
 from aiop.gateway.openapi import BEARER, json_body, json_reply, problems
 from aiop.gateway.problems import Problem
-from aiop.servicekit.rpc import QueryFailed
 
 JSON = "application/json"
 ENDPOINTS = (CREATE_WEBHOOK, UPDATE_WEBHOOK, GET_WEBHOOK, LIST_WEBHOOKS, DELETE_WEBHOOK,
@@ -68,7 +66,7 @@ def router(gw: Gateway) -> APIRouter:
     ) -> Response:
         """Deliver the project's events of the types named to a URL, signed."""
         project = await project_for(gw, caller, project, "webhook:write")
-        given = _body(await _json(gw, request), WebhookIn)
+        given = _body(await request_json(gw, request), WebhookIn)
         _valid(given.url, given.events)
         ask = NewWebhook(project=project, webhook=given, created_by=caller.sub)
         return Response(await _ask(gw, CREATE_WEBHOOK, ask), 201, media_type=JSON)
@@ -108,7 +106,7 @@ def router(gw: Gateway) -> APIRouter:
         """Change the URL, events or description, or enable or disable it. Enabling a
         webhook the platform disabled starts its count of failures over."""
         ref = await _ref(gw, caller, webhook_id, project, "webhook:write")
-        patch = _body(await _json(gw, request), WebhookPatch)
+        patch = _body(await request_json(gw, request), WebhookPatch)
         _valid(patch.url, patch.events)
         ask = WebhookChange(project=ref.project, id=ref.id, patch=patch)
         return Response(await _ask(gw, UPDATE_WEBHOOK, ask), media_type=JSON)
@@ -182,17 +180,5 @@ def _valid(url: str | None, events: Sequence[str] | None) -> None:
                       errors=[{"detail": p} for p in found])  # fmt: skip
 
 
-async def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struct) -> bytes:
-    try:
-        return await gw.svc.ask(endpoint, request)
-    except QueryFailed as exc:
-        if exc.code in KINDS:
-            raise Problem(exc.code, exc.description, kind=KINDS[exc.code]) from None
-        raise upstream(exc, "reporter") from exc
-
-
-async def _json(gw: Gateway, request: Request) -> Any:
-    try:
-        return decode_json(await read_body(request, gw.max_body_bytes))
-    except MalformedBody:
-        raise Problem(400, "the body is not JSON", kind="malformed") from None
+def _ask(gw: Gateway, endpoint: Endpoint[Any, Any], request: msgspec.Struct) -> Awaitable[bytes]:
+    return ask_service(gw, endpoint, request, "reporter", KINDS)
